@@ -1,0 +1,52 @@
+# nclib — the two commands of the README's quick start:
+#   make book   build the book (executes the notebooks on PROFILE, default mini)
+#   make test   run the test suite (and ruff)
+# Both create .venv/ and install what they need on first use.
+
+PYTHON   ?= python3
+VENV     := .venv
+BIN      := $(VENV)/bin
+PROFILE  ?= mini
+DEVICE   ?= cpu
+# Debian packages the mini profile reads its offline data from.
+APT_PACKAGES := dataset-fashion-mnist espeak-ng sox fluidsynth fluid-soundfont-gm sonic-pi-samples
+
+.PHONY: book test lint bench system venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[book,dev]"
+	@touch $@
+
+# System packages: installed with apt-get when run as root, otherwise we say what is missing.
+system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else \
+	  echo "missing Debian packages:$$missing"; \
+	  echo "install them with: sudo apt-get install$$missing"; exit 1; \
+	fi
+
+test: venv system
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+
+bench: venv system
+	$(BIN)/python benchmarks/bench_scores.py
+	$(BIN)/python benchmarks/bench_features.py
+
+book: venv system
+	@if ! ls notebooks/*.md >/dev/null 2>&1; then echo "no notebooks yet: building the book's prose pages only"; fi
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+clean:
+	rm -rf _build

@@ -1,0 +1,215 @@
+"""Profiles: one YAML file per experimental setup, loaded into frozen dataclasses.
+
+``mini`` (the default) runs offline on a 2-core CPU in minutes; ``paper`` is the setup of
+Sections 4.1-4.3 of the paper. Both go through the same code; only this configuration differs.
+
+    profile = load_profile()                                  # $NCLIB_PROFILE or "mini"
+    profile = load_profile("paper", image__input_size=32)     # "__" reaches into a section
+    profile = load_profile("my.yaml", train={"epochs": 5})    # a path; a dict merges into a section
+
+Unknown or missing keys and values of the wrong type raise ``ValueError`` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+DEFAULT_DATA_ROOT = Path("~/.cache/nclib/data")
+DEFAULT_CACHE_DIR = Path(".cache/nclib")
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """Image track (Figure 2): target dataset, its stratified split, and the candidate zoo."""
+
+    dataset: str
+    split: dict[str, int]
+    input_size: int | None
+    batch_size: int
+    zoo: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DownstreamConfig:
+    """The audio target task (COVID-19 detection from coughs in the paper)."""
+
+    dataset: str
+    n_positive: int
+    n_negative: int
+    split: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Source-task pre-training of the audio zoo."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Audio track (Figures 1, 3, 4 and Table 1)."""
+
+    sample_rate: int
+    n_mels: int
+    downstream: DownstreamConfig
+    sources: dict[str, str]
+    frame_ms: dict[str, float]
+    zoo: tuple[str, ...]
+    pretrain: PretrainConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Transfer to the target task (Section 4.3)."""
+
+    optimizer: str
+    lr: float
+    batch_size: int
+    epochs: int
+    patience: int | None
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A complete experimental setup; ``data_root`` and ``cache_dir`` are absolute paths."""
+
+    name: str
+    seed: int
+    device: str
+    data_root: Path
+    cache_dir: Path
+    image: ImageConfig
+    audio: AudioConfig
+    train: TrainConfig
+
+
+def available_profiles() -> list[str]:
+    """Names of the profiles shipped with nclib."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str | os.PathLike | None = None, **overrides: Any) -> Profile:
+    """Load a profile by name (``mini``, ``paper``) or YAML path, then apply ``overrides``.
+
+    ``None`` reads ``$NCLIB_PROFILE`` and falls back to ``mini``. An override ``a__b=v`` sets key
+    ``b`` of section ``a``; a dict value is merged into the section. ``data_root`` and
+    ``cache_dir`` resolve, first match wins: override, ``$NCLIB_DATA_ROOT`` / ``$NCLIB_CACHE``,
+    the YAML value, ``~/.cache/nclib/data`` / ``./.cache/nclib``.
+    """
+    if name_or_path is None:
+        name_or_path = os.environ.get("NCLIB_PROFILE") or "mini"
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = PROFILE_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            known = available_profiles()
+            raise ValueError(f"unknown profile {str(name_or_path)!r}; available: {known} or a path to a .yaml file")
+    elif not path.is_file():
+        raise ValueError(f"profile file {path} does not exist")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"profile {path} must be a YAML mapping, got {type(data).__name__}")
+    env = {"data_root": os.environ.get("NCLIB_DATA_ROOT"), "cache_dir": os.environ.get("NCLIB_CACHE")}
+    for key, value in env.items():
+        if value:
+            data[key] = value
+    for key, value in overrides.items():
+        _set(data, key.split("__"), value)
+    data["data_root"] = Path(data.get("data_root") or DEFAULT_DATA_ROOT).expanduser().resolve()
+    data["cache_dir"] = Path(data.get("cache_dir") or DEFAULT_CACHE_DIR).expanduser().resolve()
+    profile = _build(Profile, data, "")
+    _check(profile)
+    return profile
+
+
+def _set(data: dict, keys: list[str], value: Any) -> None:
+    """Set ``data[k0][k1]... = value``; a dict value is merged into an existing section."""
+    for i, key in enumerate(keys[:-1]):
+        if not isinstance(data.get(key), dict):
+            raise ValueError(f"unknown profile section {'.'.join(keys[: i + 1])!r} in override {'__'.join(keys)}")
+        data = data[key]
+    last = keys[-1]
+    if isinstance(value, dict) and isinstance(data.get(last), dict):
+        for sub, subvalue in value.items():
+            _set(data[last], [sub], subvalue)
+    else:
+        data[last] = value
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a dict, checking keys and value types recursively."""
+    name = where or "profile"
+    if not isinstance(data, dict):
+        raise ValueError(f"{name} must be a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown profile key {_dot(where, unknown[0])!r}; allowed in {name}: {sorted(fields)}")
+    missing = sorted(set(fields) - set(data))
+    if missing:
+        raise ValueError(f"missing profile key {_dot(where, missing[0])!r}")
+    return cls(**{key: _coerce(hints[key], data[key], _dot(where, key)) for key in fields})
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    """Check ``value`` against the type hint ``tp``; lists become tuples, ints may become floats."""
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is types.UnionType:
+        if value is None and type(None) in args:
+            return None
+        return _coerce(next(a for a in args if a is not type(None)), value, where)
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or (args[-1] is not Ellipsis and len(value) != len(args)):
+            raise ValueError(f"profile key {where!r} must be a list, got {value!r}")
+        item_types = [args[0]] * len(value) if args[-1] is Ellipsis else args
+        return tuple(_coerce(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(item_types, value, strict=True)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"profile key {where!r} must be a mapping, got {value!r}")
+        return {str(k): _coerce(args[1], v, _dot(where, k)) for k, v in value.items()}
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp is Path:
+        return Path(value)
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        hint = " (YAML reads 1e-4 as text: write 1.0e-4)" if tp is float and isinstance(value, str) else ""
+        raise ValueError(f"profile key {where!r} must be {tp.__name__}, got {value!r}{hint}")
+    return value
+
+
+def _dot(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _check(p: Profile) -> None:
+    """Cross-key rules that types alone cannot express."""
+    if set(p.image.split) != {"train", "val", "test"} or min(p.image.split.values()) < 1:
+        raise ValueError(f"image.split needs positive per-class counts for train, val and test, got {p.image.split}")
+    if abs(sum(p.audio.downstream.split) - 1) > 1e-9 or min(p.audio.downstream.split) <= 0:
+        raise ValueError(f"audio.downstream.split must be three positive fractions summing to 1, got "
+                         f"{p.audio.downstream.split}")
+    frames = set(p.audio.sources) | {"downstream"}
+    if set(p.audio.frame_ms) != frames:
+        raise ValueError(f"audio.frame_ms must have exactly the keys {sorted(frames)}, got {sorted(p.audio.frame_ms)}")
+    if p.train.optimizer != "adam":
+        raise ValueError(f"train.optimizer must be 'adam' (the paper's), got {p.train.optimizer!r}")
+    if not p.train.seeds:
+        raise ValueError("train.seeds must list at least one seed")
+    if p.device.split(":")[0] not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {p.device!r}")

@@ -1,0 +1,131 @@
+"""Resumable grids of runs: each run is a pure function of a plain-data config, cached as one JSON file.
+
+    results = grid.run(configs, fn, cache_dir)                     # local process pool
+    client = distributed.Client(cluster)                           # Dask: many machines, or Slurm (dask-jobqueue)
+    results = grid.run(configs, fn, cache_dir, executor=client.get_executor())
+
+A config (frozen dataclass or dict of JSON-like values) is keyed by the sha256 of its canonical JSON; its result is
+written atomically to ``cache_dir/<key>.json`` as soon as the run finishes (by this process, so workers need no
+shared disk). Finished runs are never recomputed; a grid killed in the middle loses at most the runs in flight.
+Use one ``cache_dir`` per ``fn``: the key covers the config, not the code.
+
+``fn(config) -> dict`` must be importable by the workers (a module-level function, not one defined in a notebook)
+and return JSON-like data (numpy scalars and arrays are converted; NaN is refused). What ``run`` returns is what
+the files hold, so a fresh and a cached result are identical.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from nclib import cache
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON-like data: dataclasses and mappings -> dicts, sequences and arrays -> lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ValueError(f"{type(value).__name__} is not plain data: use numbers, strings, lists, dicts, dataclasses")
+
+
+def key(config: Any) -> str:
+    """sha256 hex digest of the canonical JSON of ``config`` (a dataclass or a mapping)."""
+    plain = _plain(config)
+    if not isinstance(plain, dict):
+        raise ValueError(f"a config must be a dataclass or a mapping, got {type(config).__name__}")
+    return cache.key(**plain)
+
+
+def _init_worker(threads: int) -> None:
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when a run first imports it
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def run(
+    configs: Iterable[Any],
+    fn: Callable[[Any], Mapping[str, Any]],
+    cache_dir: str | os.PathLike,
+    executor: Executor | None = None,
+    max_workers: int | None = None,
+) -> list[Any]:
+    """``[fn(c) for c in configs]``, computing only the configs without a result file in ``cache_dir``.
+
+    ``executor``: any ``concurrent.futures.Executor``; by default a local pool of ``max_workers`` processes
+    (default ``min(2, cpu count)``, started with ``spawn``, each with cpu count / workers torch threads). Runs that
+    raise are reported together in one ``RuntimeError`` after the others have finished and been saved.
+    """
+    if executor is not None and max_workers is not None:
+        raise ValueError("max_workers sizes the default process pool; size your own executor yourself")
+    cache_dir = Path(cache_dir)
+    configs = list(configs)
+    keys = [key(c) for c in configs]
+    results: dict[str, Any] = {}
+    todo: dict[str, Any] = {}
+    for k, c in zip(keys, configs, strict=True):
+        if k in results or k in todo:
+            continue
+        stored = cache.load_json(cache_dir / f"{k}.json")
+        if isinstance(stored, dict) and "result" in stored:
+            results[k] = stored["result"]
+        else:
+            todo[k] = c
+    if todo:
+        own = executor is None
+        if own:
+            cpus = os.cpu_count() or 1
+            workers = max_workers or min(2, cpus)
+            executor = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                initargs=(max(1, cpus // workers),),
+            )
+        failures: list[tuple[Any, BaseException]] = []
+        bar = tqdm(total=len(results) + len(todo), initial=len(results), desc="grid")
+        try:
+            futures = {executor.submit(fn, c): k for k, c in todo.items()}
+            for future in as_completed(futures):
+                k = futures[future]
+                try:
+                    results[k] = _save(cache_dir / f"{k}.json", todo[k], future.result())
+                except Exception as exc:  # reported below, once the other runs are saved
+                    failures.append((todo[k], exc))
+                bar.update()
+        except BaseException:
+            if own:
+                executor.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            bar.close()
+        if own:
+            executor.shutdown()
+        if failures:
+            raise RuntimeError(
+                f"{len(failures)} of {len(todo)} runs failed (not cached; a rerun retries them); first failed "
+                f"config: {_plain(failures[0][0])}"
+            ) from failures[0][1]
+    return [results[k] for k in keys]
+
+
+def _save(path: Path, config: Any, result: Any) -> Any:
+    cache.save_json(path, {"config": _plain(config), "result": _plain(result)})
+    return cache.load_json(path)["result"]

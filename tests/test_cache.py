@@ -1,0 +1,147 @@
+"""The on-disk cache: stable keys, atomic writes, and corrupt files detected instead of trusted."""
+
+import hashlib
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nclib import cache
+
+
+def test_key_is_sha256_of_canonical_json():
+    # Independent construction of the documented format: sorted keys, no spaces.
+    expected = hashlib.sha256(b'{"a":1,"b":[1,2.5,"x"],"c":{"d":null,"e":true}}').hexdigest()
+    assert cache.key(c={"e": True, "d": None}, b=(1, 2.5, "x"), a=1) == expected
+
+
+def test_key_is_stable_and_sensitive():
+    parts = {"model": "lite0", "layer": "pool", "split": "train", "seed": 0, "code": "0.1.0"}
+    k = cache.key(**parts)
+    assert k == cache.key(**dict(reversed(list(parts.items()))))
+    assert k == cache.key(**{**parts, "seed": np.int64(0)})
+    for name, other in [("seed", 1), ("split", "val"), ("code", "0.1.1"), ("layer", None)]:
+        assert cache.key(**{**parts, name: other}) != k
+    assert cache.key(path=Path("a/b")) == cache.key(path="a/b")
+    with pytest.raises(TypeError, match="not supported"):
+        cache.key(x=object())
+    with pytest.raises(ValueError):
+        cache.key(x=float("nan"))
+
+
+def test_arrays_round_trip(tmp_path):
+    arrays = {
+        "features": np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32),
+        "labels": np.arange(5, dtype=np.int64),
+        "scalar": np.float64(2.5),
+        "names": np.array(["a", "bc"]),
+    }
+    path = tmp_path / "sub" / "e.npz"
+    cache.save_arrays(path, **arrays)
+    back = cache.load_arrays(path)
+    assert set(back) == set(arrays)
+    for name, a in arrays.items():
+        np.testing.assert_array_equal(back[name], a)
+        assert back[name].dtype == np.asarray(a).dtype
+    assert os.listdir(path.parent) == ["e.npz"]
+
+
+def test_missing_file_is_a_miss(tmp_path):
+    assert cache.load_arrays(tmp_path / "none.npz") is None
+    assert cache.load_json(tmp_path / "none.json") is None
+
+
+def test_reserved_name_refused(tmp_path):
+    with pytest.raises(ValueError, match="reserved"):
+        cache.save_arrays(tmp_path / "x.npz", **{cache.CHECKSUM: np.zeros(1)})
+
+
+def test_truncated_file_is_detected(tmp_path):
+    path = tmp_path / "e.npz"
+    cache.save_arrays(path, x=np.arange(1000.0))
+    data = path.read_bytes()
+    for cut in (0, 10, len(data) // 2, len(data) - 1):
+        path.write_bytes(data[:cut])
+        with pytest.warns(UserWarning, match="recomputed"):
+            assert cache.load_arrays(path) is None
+
+
+def test_flipped_data_byte_is_detected(tmp_path):
+    path = tmp_path / "e.npz"
+    cache.save_arrays(path, x=np.zeros(1000))
+    data = bytearray(path.read_bytes())
+    offset = data.index(b"\x00" * 64, 200)  # inside the array payload
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.warns(UserWarning):
+        assert cache.load_arrays(path) is None
+
+
+def test_checksum_is_checked_not_only_the_zip(tmp_path):
+    # A well-formed npz whose arrays do not match the stored checksum, and one without a checksum.
+    path = tmp_path / "e.npz"
+    np.savez(path, x=np.arange(3.0), **{cache.CHECKSUM: np.array("0" * 64)})
+    with pytest.warns(UserWarning, match="checksum"):
+        assert cache.load_arrays(path) is None
+    np.savez(path, x=np.arange(3.0))
+    with pytest.warns(UserWarning):
+        assert cache.load_arrays(path) is None
+    assert zipfile.is_zipfile(path)
+
+
+def test_pickled_arrays_are_not_loaded(tmp_path):
+    path = tmp_path / "e.npz"
+    np.savez(path, x=np.array([{"a": 1}], dtype=object))
+    with pytest.warns(UserWarning):
+        assert cache.load_arrays(path) is None
+    with pytest.raises(ValueError):
+        cache.save_arrays(path, x=np.array([{"a": 1}], dtype=object))
+
+
+def test_failing_write_keeps_old_file_and_leaves_no_partial(tmp_path, monkeypatch):
+    path = tmp_path / "e.npz"
+    cache.save_arrays(path, x=np.arange(3))
+    real_savez = np.savez
+
+    def half_then_fail(f, **arrays):
+        real_savez(f, **arrays)
+        f.truncate(f.tell() // 2)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        cache.save_arrays(path, x=np.arange(10))
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["e.npz"]
+    np.testing.assert_array_equal(cache.load_arrays(path)["x"], np.arange(3))
+
+
+def test_failing_rename_keeps_old_json(tmp_path, monkeypatch):
+    path = tmp_path / "r.json"
+    cache.save_json(path, {"acc": 0.5})
+
+    def fail(*_):
+        raise OSError("rename failed")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="rename failed"):
+        cache.save_json(path, {"acc": 0.9})
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["r.json"]
+    assert cache.load_json(path) == {"acc": 0.5}
+
+
+def test_json_round_trip_and_corruption(tmp_path):
+    path = tmp_path / "d" / "r.json"
+    obj = {"model": "lite0", "acc": [0.5, 0.75], "n": 3, "ok": True, "none": None}
+    cache.save_json(path, obj)
+    assert cache.load_json(path) == obj
+    assert json.loads(path.read_text()) == obj  # plain, readable JSON
+    path.write_text(path.read_text()[:-5])
+    with pytest.warns(UserWarning):
+        assert cache.load_json(path) is None
+    with pytest.raises(ValueError):
+        cache.save_json(path, {"x": float("nan")})

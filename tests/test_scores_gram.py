@@ -1,0 +1,229 @@
+"""Tests for the H-score, TransRate and GBC: the authors' code, naive numpy versions, identities, invariances."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.covariance import LedoitWolf
+from sklearn.decomposition import PCA
+
+from nclib.scores import gbc, hscore, transrate
+
+
+def blobs(seed: int, counts: list[int], dim: int, spread: float):
+    """Gaussian classes: unit noise around centres drawn with scale ``spread``; labels shuffled."""
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.repeat(np.arange(len(counts)), counts))
+    centres = spread * rng.normal(size=(len(counts), dim))
+    return rng.normal(size=(labels.size, dim)) + centres[labels], labels
+
+
+def relu(seed: int, counts: list[int], dim: int, rank: int = 16):
+    """ReLU of a rank-``rank`` class-structured signal with decaying scales plus 0.01 noise: non-negative,
+    non-centred and ill-conditioned, like CNN embeddings."""
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.repeat(np.arange(len(counts)), counts))
+    latent = rng.normal(size=(labels.size, rank)) + 1.5 * rng.normal(size=(len(counts), rank))[labels]
+    mix = rng.normal(size=(rank, dim)) / np.arange(1, rank + 1)[:, None]
+    return np.maximum(latent @ mix + 0.5 + 0.01 * rng.normal(size=(labels.size, dim)), 0.0), labels
+
+
+CASES = {
+    "ten_classes": (blobs, (0, [60] * 10, 64, 1.0), np.float64),
+    "d_gt_n": (blobs, (1, [40, 50, 30], 500, 0.5), np.float64),
+    "binary": (blobs, (2, [250, 150], 32, 0.3), np.float64),
+    "imbalanced_relu": (relu, (6, [500, 60, 12, 200], 128), np.float64),
+    "d_gt_n_relu": (relu, (5, [30, 20, 25, 25], 256), np.float64),
+    "float32_relu": (relu, (4, [80] * 10, 96), np.float32),
+    "n_eq_d": (blobs, (11, [10, 10], 20, 1.0), np.float64),
+    "few_samples": (blobs, (12, [10, 12, 8], 100, 1.0), np.float64),
+}
+
+
+def case(name: str):
+    f, args, dtype = CASES[name]
+    x, y = f(*args)
+    return x.astype(dtype), y
+
+
+# Run outside this project on x.astype(float64), y = case(name) (numpy 2.4.6, scikit-learn 1.9.1, tensorflow 2.21.0):
+#   h_score, regularized_h_score: tllib/ranking/hscore.py and transrate: tllib/ranking/transrate.py of
+#     github.com/thuml/Transfer-Learning-Library at commit c4aa59eb565650a552b809411601d0589efbbfe4;
+#   gbc: get_gbc_score(pca_reduction(x, k), y, "spherical") of github.com/google-research/google-research,
+#     stable_transfer/transferability/gbc.py (commit 1d4d2f1aa6f2883a790d2ae46a6ee8ab150d8f31) and
+#     features_targets_utils.py (sklearn PCA, output cast to float32), for k = min(64, D, N - 1) and k = 8.
+# (h_score, regularized_h_score)
+HSCORE = {
+    "ten_classes": (7.605549281708888, 7.447217506429899),
+    "d_gt_n": (2.0000000000000018, 1.9674359773522654),
+    "binary": (0.6759708239291848, 0.508114234812639),
+    "imbalanced_relu": (2.7746915521645104, 2.6681007067525835),
+    "d_gt_n_relu": (3.0000000000000533, 2.9304338659810023),
+    "float32_relu": (7.9387864670447765, 7.791607777747797),
+    "n_eq_d": (0.9999999999999727, 0.9106127689539936),
+    "few_samples": (2.0000000000000018, 2.025134912311291),
+}
+TRANSRATE = {
+    "ten_classes": 46.2912289770091,
+    "d_gt_n": 392.60416262931983,
+    "binary": 0.6837849594568013,
+    "imbalanced_relu": 153.79174794065773,
+    "d_gt_n_relu": 232.47299988789914,
+    "float32_relu": 122.84885500158364,
+    "n_eq_d": 29.308041077478826,
+    "few_samples": 92.20287036741192,
+}
+# (k = min(64, D, N - 1), k = 8)
+GBC = {
+    "ten_classes": (-0.0003590233682189137, -0.0033287128899246454),
+    "d_gt_n": (-0.011293591931462288, -0.03435690701007843),
+    "binary": (-0.7247881889343262, -0.9767835140228271),
+    "imbalanced_relu": (-0.004663215950131416, -1.7123280763626099),
+    "d_gt_n_relu": (-0.02059224620461464, -1.6703441143035889),
+    "float32_relu": (-0.006569946650415659, -8.040153503417969),
+    "n_eq_d": (-0.021600358188152313, -0.2015131562948227),
+    "few_samples": (-0.0010971722658723593, -0.025346029549837112),
+}
+
+
+def naive_hscore(f: np.ndarray, y: np.ndarray, shrinkage: bool) -> float:
+    """tr(pinv(cov f) cov(E[f|y])), looping over samples for the class means; Ledoit-Wolf from scikit-learn."""
+    f = f.astype(np.float64) - f.mean(0)
+    g = np.stack([f[y == label].mean(0) for label in y])
+    cov_g = np.cov(g, rowvar=False)
+    if not shrinkage:
+        return float(np.trace(np.linalg.pinv(np.cov(f, rowvar=False)) @ cov_g))
+    lw = LedoitWolf().fit(f)
+    return float(np.trace(np.linalg.inv(lw.covariance_) @ ((1 - lw.shrinkage_) * cov_g)))
+
+
+def naive_transrate(f: np.ndarray, y: np.ndarray, eps: float = 1e-4) -> float:
+    def rate(z):
+        return 0.5 * np.linalg.slogdet(np.eye(z.shape[1]) + z.T @ z / (len(z) * eps))[1]
+
+    z = f.astype(np.float64) - f.mean(0)
+    classes = np.unique(y)
+    return float(rate(z) - sum(rate(z[y == c]) for c in classes) / len(classes))
+
+
+def naive_gbc(f: np.ndarray, y: np.ndarray, k: int) -> float:
+    """Spherical Gaussians on scikit-learn's PCA, double loop over ordered class pairs."""
+    z = PCA(n_components=k, svd_solver="full").fit_transform(f.astype(np.float64))
+    classes = np.unique(y)
+    mu = {c: z[y == c].mean(0) for c in classes}
+    var = {c: np.maximum(z[y == c].var(0), 1e-4).mean() for c in classes}
+    total = 0.0
+    for a in classes:
+        for b in classes:
+            if a != b:
+                s = (var[a] + var[b]) / 2
+                db = np.sum((mu[a] - mu[b]) ** 2) / (8 * s) + 0.5 * (np.log(s) - 0.5 * np.log(var[a] * var[b]))
+                total -= np.exp(-db)
+    return total
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_authors_code(name):
+    x, y = case(name)
+    (h, h_shrunk), trr, (g64, g8) = HSCORE[name], TRANSRATE[name], GBC[name]
+    assert hscore(x, y) == pytest.approx(h, rel=1e-8)
+    assert hscore(x, y, shrinkage=True) == pytest.approx(h_shrunk, rel=1e-8)
+    assert transrate(x, y) == pytest.approx(trr, rel=1e-8)
+    # the reference's PCA output is float32, and a float32 input keeps our PCA in float32
+    rel = 1e-4 if x.dtype == np.float32 else 5e-6
+    assert gbc(x, y) == pytest.approx(g64, rel=rel)
+    assert gbc(x, y, pca_dim=8) == pytest.approx(g8, rel=rel)
+
+
+@pytest.mark.parametrize("name", ["ten_classes", "binary", "imbalanced_relu", "few_samples"])
+def test_matches_naive_numpy(name):
+    x, y = case(name)
+    for shrinkage in (False, True):
+        assert hscore(x, y, shrinkage=shrinkage) == pytest.approx(naive_hscore(x, y, shrinkage), rel=1e-8)
+    assert transrate(x, y) == pytest.approx(naive_transrate(x, y), rel=1e-8)
+    assert transrate(x, y, eps=0.5) == pytest.approx(naive_transrate(x, y, eps=0.5), rel=1e-8)
+    for k in (3, 64):
+        k = min(k, x.shape[1], x.shape[0] - 1)
+        assert gbc(x, y, pca_dim=k) == pytest.approx(naive_gbc(x, y, k), rel=1e-8)
+
+
+@pytest.mark.parametrize("counts", [[5, 9, 6], [20, 3], [4, 4, 4, 4, 4]])
+def test_hscore_is_c_minus_one_when_features_span_the_samples(counts):
+    """D >= N - 1: cov(f) is invertible on the span of the centred samples, which holds every class-mean offset,
+    so H = sum_c (n_c / (N - 1)) (N - 1) (1 / n_c - 1 / N) = C - 1."""
+    x, y = blobs(7, counts, 60, 1.0)
+    assert hscore(x, y) == pytest.approx(len(counts) - 1, rel=1e-9)
+
+
+def test_transrate_one_dimension_by_hand():
+    """D = 1: R(z) = log(1 + sum z^2 / (n eps)) / 2."""
+    x = np.array([[0.0], [2.0], [4.0], [6.0]])
+    y = np.array([0, 0, 1, 1])  # centred: -3, -1 | 1, 3
+    eps = 0.1
+    whole = 0.5 * np.log(1 + 20 / (4 * eps))
+    per_class = 0.5 * np.log(1 + 10 / (2 * eps))
+    assert transrate(x, y, eps=eps) == pytest.approx(whole - per_class, rel=1e-12)
+
+
+def test_gbc_two_classes_by_hand():
+    """1-D, classes {0, 2} and {10, 12}: variance 1 each, D_B = 100 / 8; two ordered pairs."""
+    x = np.array([[0.0], [2.0], [10.0], [12.0]])
+    y = np.array([0, 0, 1, 1])
+    assert gbc(x, y) == pytest.approx(-2 * np.exp(-100 / 8), rel=1e-6)
+
+
+def test_torch_float32_input_matches_float64():
+    x, y = case("binary")
+    t = torch.from_numpy(x).float()
+    x32 = t.double().numpy()
+    assert hscore(t, torch.from_numpy(y)) == pytest.approx(naive_hscore(x32, y, False), rel=1e-8)
+    assert transrate(t, torch.from_numpy(y)) == pytest.approx(naive_transrate(x32, y), rel=1e-8)
+    assert gbc(t, torch.from_numpy(y)) == pytest.approx(naive_gbc(x32, y, 32), rel=1e-4)
+
+
+def test_better_features_score_higher():
+    x, y = blobs(3, [100, 100, 100], 16, 0.3)
+    x_sep, _ = blobs(3, [100, 100, 100], 16, 3.0)
+    for score in (hscore, transrate, gbc):
+        assert score(x_sep, y) > score(x, y)
+    assert gbc(x_sep, y) <= 0
+
+
+SCORES = {
+    "hscore": hscore,
+    "hscore_shrink": lambda x, y: hscore(x, y, shrinkage=True),
+    "transrate": transrate,
+    "gbc": gbc,
+}
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**16), n_classes=st.integers(2, 5), dim=st.sampled_from([6, 50]), data=st.data())
+def test_invariant_to_relabelling_and_sample_order(seed, n_classes, dim, data):
+    x, y = blobs(seed, [9, 7, 12, 10, 8][:n_classes], dim, 1.0)  # dim 50 > N
+    perm = np.array(data.draw(st.permutations(range(n_classes))))
+    order = np.random.default_rng(seed).permutation(len(y))
+    for name, score in SCORES.items():
+        assert score(x[order], perm[y[order]]) == pytest.approx(score(x, y), rel=1e-7, abs=1e-12), name
+
+
+def test_bad_input():
+    x, y = case("binary")
+    for score in SCORES.values():
+        with pytest.raises(ValueError, match="2-D"):
+            score(x[:, 0], y)
+        with pytest.raises(ValueError, match="NaN"):
+            score(np.where(np.arange(x.shape[1]) == 3, np.inf, x), y)
+        with pytest.raises(ValueError, match="2 classes"):
+            score(x, np.zeros_like(y))
+        with pytest.raises(ValueError, match="lengths"):
+            score(x, y[:-1])
+    with pytest.raises(ValueError, match="eps"):
+        transrate(x, y, eps=0.0)
+    with pytest.raises(ValueError, match="pca_dim"):
+        gbc(x, y, pca_dim=0)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        gbc(x, np.where(np.arange(len(y)) == 0, 2, y))

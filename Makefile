@@ -7,7 +7,9 @@ PYTHON   ?= python3
 VENV     := .venv
 BIN      := $(VENV)/bin
 PROFILE  ?= mini
-DEVICE   ?= cpu
+DEVICE   ?=
+# Caches (embeddings, trained models, runs) live at the repository root whatever the notebooks' working folder.
+NCLIB_CACHE ?= $(CURDIR)/.cache/nclib
 # Debian packages the mini profile reads its offline data from.
 APT_PACKAGES := dataset-fashion-mnist espeak-ng sox fluidsynth fluid-soundfont-gm sonic-pi-samples
 
@@ -44,8 +46,12 @@ bench: venv system
 	$(BIN)/python benchmarks/bench_scores.py
 	$(BIN)/python benchmarks/bench_features.py
 
+# make book [PROFILE=mini|paper|tiny] [DEVICE=cpu|cuda]: execute every notebook on params/$(PROFILE).yaml
+# into book/generated/, then build the site from those copies into _build/html (warnings are errors).
+# DEVICE, when given, replaces the profile's device.
 book: venv system
-	@if ! ls notebooks/*.md >/dev/null 2>&1; then echo "no notebooks yet: building the book's prose pages only"; fi
+	$(BIN)/python -m ipykernel install --sys-prefix --name nclib --display-name nclib >/dev/null
+	NCLIB_DEVICE=$(DEVICE) NCLIB_CACHE=$(NCLIB_CACHE) $(BIN)/python -m nclib.book params/$(PROFILE).yaml notebooks/*.md
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 clean:

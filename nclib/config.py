@@ -36,6 +36,8 @@ class ImageConfig:
     input_size: int | None
     batch_size: int
     zoo: tuple[str, ...]
+    finetune_train: int  # at most this many training images per class for ``finetune`` (seeded, stratified subset)
+    finetune_epochs: int  # epochs of the ``finetune`` strategy (``linear`` uses ``train.epochs``)
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,9 @@ def _check(p: Profile) -> None:
     """Cross-key rules that types alone cannot express."""
     if set(p.image.split) != {"train", "val", "test"} or min(p.image.split.values()) < 1:
         raise ValueError(f"image.split needs positive per-class counts for train, val and test, got {p.image.split}")
+    if min(p.image.finetune_train, p.image.finetune_epochs) < 1:
+        raise ValueError(f"image.finetune_train and image.finetune_epochs must be >= 1, got {p.image.finetune_train}, "
+                         f"{p.image.finetune_epochs}")
     if abs(sum(p.audio.downstream.split) - 1) > 1e-9 or min(p.audio.downstream.split) <= 0:
         raise ValueError(f"audio.downstream.split must be three positive fractions summing to 1, got "
                          f"{p.audio.downstream.split}")

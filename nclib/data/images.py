@@ -140,7 +140,11 @@ def cifar10(root: str | Path, *, download: bool = False, verify: bool = True) ->
     if missing and download:
         from torchvision.datasets.utils import download_url
 
-        download_url(CIFAR10_URL, str(root), "cifar-10-python.tar.gz", md5=CIFAR10_TGZ_MD5)
+        try:
+            download_url(CIFAR10_URL, str(root), "cifar-10-python.tar.gz", md5=CIFAR10_TGZ_MD5)
+        except OSError as exc:  # urllib's URLError and HTTPError are OSErrors: explain where the data can come from
+            raise FileNotFoundError(f"CIFAR-10 not found in {folder} and the download failed ({exc!r}). Download "
+                                    f"{CIFAR10_URL} and extract it in {root} (or pass another data_root=...).") from exc
         safe_extract(Path(root) / "cifar-10-python.tar.gz", root)
         missing = [name for name in CIFAR10_MD5 if not (folder / name).is_file()]
     if missing:

@@ -2,8 +2,8 @@
 
 The Gram is formed over blocks of rows, each block's products in ``dtype`` (float64 by default:
 a float32 Gram moves LogME, H-score and TransRate by up to 1e-3 relative on ill-conditioned
-features, far more than their sensitivity to the input's own float32 rounding) and the blocks
-summed in float64. An optional ``shift`` (the rough mean) is subtracted from every row first,
+features, far more than their sensitivity to the input's own float32 rounding), and the blocks
+are summed in float64. An optional ``shift`` (a rough mean) is subtracted from every row first,
 so that centred moments do not lose digits to a large mean.
 """
 
@@ -31,24 +31,23 @@ def blocks(
         yield s, b if shift is None else b - shift.to(dtype)
 
 
-def gram(
+def moments(
     x: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    n_classes: int = 1,
     rows: torch.Tensor | None = None,
     shift: torch.Tensor | None = None,
     dtype: torch.dtype = torch.float64,
-) -> torch.Tensor:
-    """D x D float64 Gram ``sum_i (x_i - shift)(x_i - shift)^T`` over ``rows`` (all rows by default)."""
-    g = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=x.device)
-    for _, b in blocks(x, rows, shift, dtype):
-        g += (b.T @ b).to(torch.float64)
-    return g
-
-
-def class_sums(
-    x: torch.Tensor, labels: torch.Tensor, n_classes: int, shift: torch.Tensor | None = None
-) -> torch.Tensor:
-    """C x D float64 per-class sums of ``x_i - shift``."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass over ``z_i = x_i - shift`` (``i`` in ``rows``, default all): per-class sums (C x D, one
+    row when ``labels`` is None) and the Gram sum_i z_i z_i^T (D x D), both float64."""
     sums = torch.zeros(n_classes, x.shape[1], dtype=torch.float64, device=x.device)
-    for s, b in blocks(x, shift=shift):
-        sums.index_add_(0, labels[s], b)
-    return sums
+    g = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=x.device)
+    for s, b in blocks(x, rows, shift, dtype):
+        g += (b.T @ b).to(torch.float64)
+        b = b.to(torch.float64)
+        if labels is None:
+            sums[0] += b.sum(0)
+        else:
+            sums.index_add_(0, labels[s], b)
+    return sums, g

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from nclib._checks import ArrayLike, check_features, check_labels, check_min_per_class, finite_float
-from nclib.scores._gram import blocks, class_sums, gram
+from nclib.scores._gram import blocks, moments
 
 
 def gbc(features: ArrayLike, labels: ArrayLike, pca_dim: int = 64) -> float:
@@ -33,8 +33,9 @@ def gbc(features: ArrayLike, labels: ArrayLike, pca_dim: int = 64) -> float:
     n, d = x.shape
     k = min(pca_dim, d, n - 1)
     shift = x.mean(0)  # rough centring before the Gram; the exact mean comes from the float64 sums
-    mean = class_sums(x, y, n_classes, shift).sum(0) / n
-    scatter = gram(x, shift=shift, dtype=x.dtype) - n * torch.outer(mean, mean)
+    sums, g = moments(x, shift=shift, dtype=x.dtype)
+    mean = sums[0] / n
+    scatter = g - n * torch.outer(mean, mean)
     basis = torch.linalg.eigh(scatter.to(x.dtype)).eigenvectors[:, -k:]  # D x k, top-k principal axes
 
     centre = mean.to(x.dtype) @ basis

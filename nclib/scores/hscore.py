@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from nclib._checks import ArrayLike, check_features, check_labels, finite_float
-from nclib.scores._gram import blocks, class_sums, gram
+from nclib.scores._gram import blocks, moments
 
 
 def _trace_pinv(cov: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -39,9 +39,9 @@ def hscore(features: ArrayLike, labels: ArrayLike, shrinkage: bool = False) -> f
     n, d = x.shape
     counts = torch.bincount(y, minlength=n_classes).to(torch.float64)
     shift = x.mean(0)  # rough centring before the Gram; the exact mean comes from the float64 sums
-    sums = class_sums(x, y, n_classes, shift)
+    sums, g = moments(x, y, n_classes, shift=shift)
     mean = sums.sum(0) / n
-    scatter = gram(x, shift=shift) - n * torch.outer(mean, mean)  # sum_i (x_i - mu)(x_i - mu)^T
+    scatter = g - n * torch.outer(mean, mean)  # sum_i (x_i - mu)(x_i - mu)^T
     # cov(E[f|y]) = B B^T with columns sqrt(n_c / (N - 1)) (mu_c - mu)
     b = ((sums / counts[:, None] - mean) * (counts[:, None] / (n - 1)).sqrt()).T
     if not shrinkage:

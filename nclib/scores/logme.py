@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 
 from nclib._checks import ArrayLike, check_features, check_labels, finite_float
-from nclib.scores._gram import class_sums, gram
+from nclib.scores._gram import moments
 
 
 def _eigh(g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,7 +30,9 @@ def logme(features: ArrayLike, labels: ArrayLike, method: Literal["fixed_point",
     and LogME = mean_c L_c / N. ``method="fixed_point"`` is the JMLR fixed-point iteration
     (at most 11 steps, stop when alpha/beta moves by <= 1e-3 relative); ``"icml"`` the original
     ICML iteration (stop at < 1e-2; 1e-5 added to both squared norms in L). Both reproduce
-    ``LogME.py`` of github.com/thuml/LogME, including its rank cut (sqrt(sigma) > 1e-10) for N > D.
+    ``LogME.py`` of github.com/thuml/LogME, quirks included: the fixed-point code keeps only
+    sqrt(sigma) > 1e-10 when N > D and, when D >= N, sums the log term over the N singular values
+    only; the ICML code always sums it over all D eigenvalues of F^T F.
 
     One eigendecomposition serves all classes: of the D x D Gram F^T F when N > D, else of the
     N x N Gram F F^T (the thin SVD of F). Gram, eigendecomposition and evidence are float64: a
@@ -46,8 +48,9 @@ def logme(features: ArrayLike, labels: ArrayLike, method: Literal["fixed_point",
     counts = torch.bincount(y, minlength=n_classes).to(torch.float64)
 
     if n > d:  # sigma, w = (v_i^T F^T y_c)^2 = sigma_i x_i^2 from the D x D Gram
-        sigma, v = _eigh(gram(x))
-        w = (v.T @ class_sums(x, y, n_classes).T) ** 2
+        sums, g = moments(x, y, n_classes)
+        sigma, v = _eigh(g)
+        w = (v.T @ sums.T) ** 2
         if method == "fixed_point":
             keep = sigma.sqrt() > 1e-10
             sigma, w = sigma[keep], w[keep]
@@ -55,7 +58,7 @@ def logme(features: ArrayLike, labels: ArrayLike, method: Literal["fixed_point",
         def residual(t):  # ||y_c - F m||^2 with m the posterior mean for alpha / beta = t
             return counts - (w * (2 * t + sigma[:, None]) / (t + sigma[:, None]) ** 2).sum(0)
     else:  # x = U^T y_c from the N x N Gram; U is square, so ||y_c||^2 = sum_i x_i^2
-        sigma, u = _eigh(gram(x.T))
+        sigma, u = _eigh(moments(x.T)[1])
         x2 = torch.zeros(n_classes, n, dtype=torch.float64, device=x.device).index_add_(0, y, u).T ** 2
         w = sigma[:, None] * x2
 

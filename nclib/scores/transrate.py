@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from nclib._checks import ArrayLike, check_features, check_labels, finite_float
-from nclib.scores._gram import class_sums, gram
+from nclib.scores._gram import blocks, moments
 
 
 def _coding_rate(scatter: torch.Tensor, n: int, eps: float) -> torch.Tensor:
@@ -34,17 +34,15 @@ def transrate(features: ArrayLike, labels: ArrayLike, eps: float = 1e-4) -> floa
     x = check_features(features)
     y, n_classes = check_labels(labels, n=x.shape[0], device=x.device)
     n = x.shape[0]
-    counts = torch.bincount(y, minlength=n_classes)
-    shift = x.mean(0)  # rough centring before the Grams; the exact mean comes from the float64 sums
-    sums = class_sums(x, y, n_classes, shift)
-    mean = sums.sum(0) / n
+    shift = x.mean(0)  # rough centring before the Grams; the exact mean is summed in float64
+    mean = sum(b.sum(0) for _, b in blocks(x, shift=shift)) / n
     total = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=x.device)
     rate_given_y = 0.0
-    for c in range(n_classes):
-        g = gram(x, torch.nonzero(y == c).flatten(), shift)
+    for c, count in enumerate(torch.bincount(y, minlength=n_classes).tolist()):
+        sums, g = moments(x, rows=torch.nonzero(y == c).flatten(), shift=shift)
         total += g
-        cross = torch.outer(sums[c], mean)
-        scatter = g - cross - cross.T + counts[c] * torch.outer(mean, mean)  # sum_{i in c} (x_i - mu)(x_i - mu)^T
-        rate_given_y += _coding_rate(scatter, int(counts[c]), eps)
+        cross = torch.outer(sums[0], mean)
+        scatter = g - cross - cross.T + count * torch.outer(mean, mean)  # sum_{i in c} (x_i - mu)(x_i - mu)^T
+        rate_given_y += _coding_rate(scatter, count, eps)
     rate = _coding_rate(total - n * torch.outer(mean, mean), n, eps)
     return finite_float(rate - rate_given_y / n_classes, "transrate")

@@ -1,0 +1,300 @@
+"""The book's figures and tables, in seaborn / matplotlib, readable in print.
+
+Every plotting function returns a ``matplotlib.figure.Figure``, already closed in pyplot (a notebook displays the
+returned figure once, and nothing stays alive), and writes it to ``path`` (PNG, parent folders created) when
+one is given.
+Axis labels carry units, every score's direction is stated ("lower is better" for NC), and figure titles name
+the profile that produced the numbers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
+
+from nclib.scores import REGISTRY
+
+# What a score's value is measured in (see each score's docstring in nclib.scores).
+SCORE_UNITS: dict[str, str] = {
+    "nc": "dimensionless ratio",
+    "leep": "mean log-likelihood, nats",
+    "nleep": "mean log-likelihood, nats",
+    "nce": "negative conditional entropy, nats",
+    "logme": "log evidence per sample, nats",
+    "hscore": "dimensionless",
+    "hscore_shrink": "dimensionless",
+    "transrate": "coding-rate gain, nats",
+    "gbc": "negative Bhattacharyya overlap, dimensionless",
+    "sfda": "mean true-class posterior, probability",
+    "ncti": "sum of zoo-normalised terms, dimensionless",
+}
+METRIC_LABELS: dict[str, str] = {
+    "accuracy": "test accuracy (fraction correct)",
+    "auroc": "test AUROC (0.5 = chance, 1 = perfect)",
+}
+MEASURE_LABELS: dict[str, str] = {
+    "abs_pearson": "|Pearson r|",
+    "pearson": "Pearson r",
+    "spearman": "Spearman rho",
+    "kendall": "Kendall τ",
+    "weighted_kendall": "weighted τ",
+    "top1_regret": "top-1 regret",
+    "relative_topk": "rel@1",
+}
+_STYLE = {"style": "whitegrid", "context": "paper", "font_scale": 1.25, "palette": "colorblind"}
+_DPI = 150
+
+
+def direction(score: str) -> str:
+    """'higher is better' or 'lower is better', from ``nclib.scores.REGISTRY``."""
+    return "higher is better" if REGISTRY[score].higher_is_better else "lower is better"
+
+
+def score_label(score: str) -> str:
+    """Axis label of a score: its name and unit, e.g. 'NC score\n(dimensionless ratio)'."""
+    return f"{score.upper()} score\n({SCORE_UNITS.get(score, 'arbitrary units')})"
+
+
+def _figure(nrows: int, ncols: int, panel: tuple[float, float]) -> tuple[Figure, np.ndarray]:
+    fig = plt.figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
+    plt.close(fig)  # shown once, by the notebook's display of the returned figure
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    return fig, axes
+
+
+def _save(fig: Figure, path: str | os.PathLike | None) -> Figure:
+    if path is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fig.savefig(path, dpi=_DPI)
+    return fig
+
+
+def _paper_values(paper: pd.DataFrame | None) -> dict[str, float]:
+    """score -> the paper's |Pearson r| from rows with columns ``score`` and ``abs_pearson`` (or None)."""
+    if paper is None or paper.empty:
+        return {}
+    return dict(zip(paper["score"], paper["abs_pearson"].astype(float), strict=True))
+
+
+def _measure(measures: pd.DataFrame, score: str, measure: str) -> float:
+    row = measures[(measures["score"] == score) & (measures["measure"] == measure)]
+    return float(row["value"].iloc[0]) if len(row) else float("nan")
+
+
+def score_vs_performance(
+    scores: pd.DataFrame,
+    performance: pd.Series,
+    measures: pd.DataFrame,
+    *,
+    metric: str,
+    profile: str,
+    title: str,
+    paper: pd.DataFrame | None = None,
+    ncols: int = 3,
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """One panel per score: each model's score (x) against its downstream performance (y), models named.
+
+    ``scores``: models x scores (NaN where a score does not apply to a model); ``performance``: model -> mean
+    test metric; ``measures``: ``nclib.evaluate.correlation_table`` of the same (direction-aware, so a positive
+    tau means the score ranks the models the right way round); ``metric``: 'accuracy' or 'auroc';
+    ``paper``: rows of ``pipeline.paper_reported()`` for this figure and strategy (columns score, abs_pearson),
+    shown beside our |Pearson r|. Each panel prints |Pearson r|, Kendall tau and weighted tau.
+    """
+    names = [s for s in scores.columns if scores[s].notna().sum() > 0]
+    if not names:
+        raise ValueError("no score has a value for any model")
+    reported = _paper_values(paper)
+    nrows = -(-len(names) // ncols)
+    with sns.axes_style(_STYLE["style"]), sns.plotting_context(_STYLE["context"], font_scale=_STYLE["font_scale"]):
+        fig, axes = _figure(nrows, min(ncols, len(names)), (3.6, 3.3))
+        colours = dict(zip(performance.index, sns.color_palette(_STYLE["palette"], len(performance)), strict=True))
+        for ax, score in zip(axes, names, strict=False):
+            col = scores[score].dropna()
+            y = performance.loc[col.index]
+            ax.scatter(col.to_numpy(), y.to_numpy(), s=60, c=[colours[m] for m in col.index], edgecolor="black",
+                       linewidth=0.5, zorder=3)
+            for model, xv, yv in zip(col.index, col.to_numpy(), y.to_numpy(), strict=True):
+                ax.annotate(str(model), (xv, yv), xytext=(4, 4), textcoords="offset points", fontsize="x-small")
+            r = _measure(measures, score, "abs_pearson")
+            ours = f"|r| = {r:.2f}" + (f" (paper {reported[score]:.2f})" if score in reported else "")
+            taus = (f"Kendall τ = {_measure(measures, score, 'kendall'):.2f}, "
+                    f"weighted τ = {_measure(measures, score, 'weighted_kendall'):.2f}")
+            ax.set_title(f"{score.upper()} ({direction(score)})\n{ours}\n{taus}", fontsize="small")
+            ax.set_xlabel(score_label(score), fontsize="small")
+            ax.set_ylabel(METRIC_LABELS[metric] if ax.get_subplotspec().is_first_col() else "", fontsize="small")
+            ax.margins(x=0.15, y=0.12)
+        for ax in axes[len(names):]:
+            ax.set_visible(False)
+        fig.suptitle(f"{title} (profile '{profile}', {len(performance)} models)")
+    return _save(fig, path)
+
+
+def measures_table(measures: pd.DataFrame, paper: pd.DataFrame | None = None, digits: int = 2) -> pd.DataFrame:
+    """Wide, printable form of ``correlation_table``: one row per score, one column per measure as
+    'value [low, high]' (bootstrap interval), the score's direction ('better': lower or higher), and the
+    paper's |Pearson r| beside ours where the paper reports it."""
+    reported = _paper_values(paper)
+    table = measures.assign(
+        cell=[f"{v:.{digits}f} [{lo:.{digits}f},\u00a0{hi:.{digits}f}]"  # no-break space: wraps before "["
+              for v, lo, hi in zip(measures["value"], measures["low"], measures["high"], strict=True)]
+    ).pivot(index="score", columns="measure", values="cell")
+    table = table.reindex(index=measures["score"].unique(), columns=measures["measure"].unique())
+    table.columns = [MEASURE_LABELS.get(m, m) for m in table.columns]
+    table.insert(0, "better", [direction(s).split()[0] for s in table.index])
+    if "|Pearson r|" in table.columns:
+        where = table.columns.get_loc("|Pearson r|") + 1
+        table.insert(where, "paper |Pearson r|", [f"{reported[s]:.2f}" if s in reported else "" for s in table.index])
+    table.index.name = "score"
+    return table
+
+
+def _project(features: np.ndarray, method: str, seed: int) -> np.ndarray:
+    x = np.asarray(features, dtype=np.float64)
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=2, random_state=seed).fit_transform(x)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = min(30.0, (len(x) - 1) / 3)
+        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+    raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
+
+
+def embedding_panels(
+    first: np.ndarray,
+    last: np.ndarray,
+    labels: np.ndarray,
+    method: str = "pca",
+    *,
+    profile: str,
+    titles: tuple[str, str] = ("first epoch", "last epoch"),
+    class_names: Sequence[str] | None = None,
+    seed: int = 0,
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """Figure 1 (a, b): two N x D embeddings of the same N samples (e.g. the first and the last epoch of
+    training), each projected to 2-D on its own by the same ``method`` ('pca' or 'tsne'), coloured by class."""
+    labels = np.asarray(labels)
+    if len(first) != len(labels) or len(last) != len(labels):
+        raise ValueError(f"first ({len(first)}), last ({len(last)}) and labels ({len(labels)}) must have equal length")
+    classes = np.unique(labels)
+    names = list(class_names) if class_names is not None else [str(c) for c in classes]
+    if len(names) != len(classes):
+        raise ValueError(f"{len(names)} class names for {len(classes)} classes")
+    axis = {"pca": "principal component {} (embedding units)", "tsne": "t-SNE dimension {} (arbitrary units)"}
+    with sns.axes_style(_STYLE["style"]), sns.plotting_context(_STYLE["context"], font_scale=_STYLE["font_scale"]):
+        fig, axes = _figure(1, 2, (4.6, 4.2))
+        palette = sns.color_palette(_STYLE["palette"], len(classes))
+        for ax, feats, tag, title in zip(axes, (first, last), "ab", titles, strict=True):
+            xy = _project(feats, method, seed)
+            for colour, cls, name in zip(palette, classes, names, strict=True):
+                pts = xy[labels == cls]
+                ax.scatter(pts[:, 0], pts[:, 1], s=12, color=colour, label=name, alpha=0.8, linewidth=0)
+            ax.set_title(f"({tag}) {title}")
+            ax.set_xlabel(axis[method].format(1))
+            ax.set_ylabel(axis[method].format(2))
+        axes[1].legend(title="class", fontsize="x-small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+        fig.suptitle(f"Penultimate embeddings, {method.upper()} (profile '{profile}')")
+    return _save(fig, path)
+
+
+# NC1-NC4 panels: (title, columns, direction). Columns absent from the table are skipped.
+_COLLAPSE_PANELS = (
+    ("NC1: within-class variability", ("nc1",), "lower is better"),
+    ("NC2: distance from a simplex ETF", ("nc2_equinorm", "nc2_equiangularity", "nc2_angle_gap"), "lower is better"),
+    ("NC3: classifier vs class means", ("nc3",), "lower is better"),
+    ("NC4: agreement with nearest class mean", ("nc4",), "higher is better"),
+)
+
+
+def collapse_curves(diagnostics: pd.DataFrame, *, profile: str, path: str | os.PathLike | None = None) -> Figure:
+    """Figure 1 (c): the neural-collapse diagnostics NC1-NC4 (``nclib.collapse.diagnostics``) over epochs.
+
+    ``diagnostics``: one row per epoch, column ``epoch`` (or the index) and columns nc1, nc2_equinorm,
+    nc2_equiangularity, nc2_angle_gap, nc3, nc4. NC1 is drawn on a log scale.
+    """
+    table = diagnostics if "epoch" in diagnostics.columns else diagnostics.rename_axis("epoch").reset_index()
+    panels = [(t, [c for c in cols if c in table.columns], d) for t, cols, d in _COLLAPSE_PANELS]
+    panels = [p for p in panels if p[1]]
+    if not panels:
+        raise ValueError(f"no NC diagnostics among the columns {list(diagnostics.columns)}")
+    with sns.axes_style(_STYLE["style"]), sns.plotting_context(_STYLE["context"], font_scale=_STYLE["font_scale"]):
+        fig, axes = _figure(1, len(panels), (3.8, 3.4))
+        for ax, (title, cols, better) in zip(axes, panels, strict=True):
+            for col, colour in zip(cols, sns.color_palette(_STYLE["palette"], len(cols)), strict=True):
+                ax.plot(table["epoch"], table[col], marker="o", markersize=4, color=colour,
+                        label=col.removeprefix("nc2_"))
+            if cols == ["nc1"] and (table["nc1"] > 0).all():
+                ax.set_yscale("log")
+            if len(cols) > 1:
+                ax.legend(fontsize="x-small")
+            ax.set_title(f"{title}\n({better})", fontsize="small")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("value (dimensionless)")
+        fig.suptitle(f"Neural-collapse diagnostics during training (profile '{profile}')")
+    return _save(fig, path)
+
+
+def training_curves(
+    history: pd.DataFrame,
+    *,
+    metric: str,
+    profile: str,
+    roles: Mapping[str, str] | None = None,
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """Figure 4: training loss and validation metric per epoch, one line per model (mean over seeds, with the
+    min-max band of the seeds).
+
+    ``history``: long table with columns model, seed, epoch, train_loss, val_metric; ``roles``: optional
+    role -> model, named in the legend (e.g. {"NC's first choice": "dcase_asc"}; one model may have several).
+    """
+    missing = {"model", "seed", "epoch", "train_loss", "val_metric"} - set(history.columns)
+    if missing:
+        raise ValueError(f"history lacks column(s) {sorted(missing)}")
+    tags: dict[str, list[str]] = {}
+    for role, model in (roles or {}).items():
+        tags.setdefault(model, []).append(role)
+    data = history.assign(model=[f"{m} ({'; '.join(tags[m])})" if m in tags else m for m in history["model"]])
+    val_label = {"accuracy": "validation accuracy (fraction correct)", "auroc": "validation AUROC"}[metric]
+    with sns.axes_style(_STYLE["style"]), sns.plotting_context(_STYLE["context"], font_scale=_STYLE["font_scale"]):
+        fig, axes = _figure(1, 2, (5.0, 3.8))
+        for ax, col, ylabel in zip(axes, ("train_loss", "val_metric"),
+                                   ("training loss (cross-entropy, nats)", val_label), strict=True):
+            sns.lineplot(data=data, x="epoch", y=col, hue="model", style="model", markers=True, dashes=False,
+                         errorbar=("pi", 100), palette=_STYLE["palette"], ax=ax)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(ylabel)
+        axes[0].set_title("(a) training loss (lower is better)")
+        axes[1].set_title(f"(b) {val_label.split(' (')[0]} (higher is better)")
+        axes[0].get_legend().remove()
+        sns.move_legend(axes[1], "lower right", fontsize="x-small", title="model")
+        n_seeds = history["seed"].nunique()
+        fig.suptitle(f"Fine-tuning on the downstream task, mean of {n_seeds} seed(s) (profile '{profile}')")
+    return _save(fig, path)
+
+
+def table1(zoo: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 of the paper beside ours: ``pipeline.audio_zoo`` with parameters in millions next to the paper's
+    count (``nclib.models.audio.ZOO_INFO``) and the source accuracy as a fraction."""
+    from nclib.models.audio import ZOO_INFO
+
+    return pd.DataFrame({
+        "model": zoo["model"],
+        "architecture": zoo["architecture"],
+        "parameters (ours)": [f"{p / 1e6:.2f} M" for p in zoo["params"]],
+        "parameters (paper)": [ZOO_INFO[m]["table1"] for m in zoo["model"]],
+        "source task": zoo["source_task"],
+        "source data": zoo["source_dataset"],
+        "source test accuracy (fraction)": zoo["source_accuracy"].round(3),
+        "pre-training epochs": zoo["epochs"],
+    }).set_index("model")

@@ -37,7 +37,6 @@ class ImageConfig:
     batch_size: int
     zoo: tuple[str, ...]
     finetune_train: int  # at most this many training images per class for ``finetune`` (seeded, stratified subset)
-    finetune_epochs: int  # epochs of the ``finetune`` strategy (``linear`` uses ``train.epochs``)
 
 
 @dataclass(frozen=True)
@@ -79,9 +78,10 @@ class TrainConfig:
     optimizer: str
     lr: float
     batch_size: int
-    epochs: int
+    epochs: int  # of the ``linear`` strategy
     patience: int | None
     seeds: tuple[int, ...]
+    finetune_epochs: int  # of the ``finetune`` strategy (the whole network: far dearer per epoch)
 
 
 @dataclass(frozen=True)
@@ -203,9 +203,9 @@ def _check(p: Profile) -> None:
     """Cross-key rules that types alone cannot express."""
     if set(p.image.split) != {"train", "val", "test"} or min(p.image.split.values()) < 1:
         raise ValueError(f"image.split needs positive per-class counts for train, val and test, got {p.image.split}")
-    if min(p.image.finetune_train, p.image.finetune_epochs) < 1:
-        raise ValueError(f"image.finetune_train and image.finetune_epochs must be >= 1, got {p.image.finetune_train}, "
-                         f"{p.image.finetune_epochs}")
+    if min(p.image.finetune_train, p.train.epochs, p.train.finetune_epochs) < 1:
+        raise ValueError(f"image.finetune_train, train.epochs and train.finetune_epochs must be >= 1, got "
+                         f"{p.image.finetune_train}, {p.train.epochs}, {p.train.finetune_epochs}")
     if abs(sum(p.audio.downstream.split) - 1) > 1e-9 or min(p.audio.downstream.split) <= 0:
         raise ValueError(f"audio.downstream.split must be three positive fractions summing to 1, got "
                          f"{p.audio.downstream.split}")

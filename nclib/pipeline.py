@@ -111,13 +111,17 @@ def _code_only(source: str) -> str:
     return ast.dump(tree)
 
 
-def _run_config(profile: Profile, sections: Sequence[str], **fields: Any) -> dict[str, Any]:
-    """Plain-data config of one run: base profile name, overrides with every setting in ``sections``, ``fields``.
+def _run_config(profile: Profile, sections: Sequence[str], drop: Sequence[str] = (), **fields: Any) -> dict[str, Any]:
+    """Plain-data config of one run: base profile name, ``overrides`` with every setting of ``sections`` except the
+    dotted keys in ``drop`` (settings the run does not depend on), and ``fields``.
 
-    Paths are left out (they do not change results; the worker gets them separately), so a cache folder can move.
+    Paths are left out too (they do not change results; the worker gets them separately), so a cache can move.
     """
     overrides = {"name": profile.name, "seed": profile.seed, "device": profile.device}
     overrides |= {s: dataclasses.asdict(getattr(profile, s)) for s in sections}
+    for key in drop:
+        *parents, last = key.split(".")
+        functools.reduce(dict.__getitem__, parents, overrides).pop(last)
     base = profile.name if profile.name in available_profiles() else "mini"
     return {"profile": base, "overrides": overrides, **fields}
 
@@ -242,7 +246,8 @@ def _source(name: str) -> str:
 
 
 def _pretrain_config(profile: Profile, name: str, snapshots: bool) -> dict[str, Any]:
-    return _run_config(profile, ("audio",), model=name, snapshots=snapshots, code=code_version("pretrain"))
+    drop = ("audio.zoo", "audio.downstream", "audio.frame_ms.downstream")
+    return _run_config(profile, ("audio",), drop, model=name, snapshots=snapshots, code=code_version("pretrain"))
 
 
 def _pretrain_files(profile: Profile, config: dict) -> tuple[Path, Path]:
@@ -374,11 +379,13 @@ def audio_embeddings(profile: Profile, split: str = "train", layer: str | None =
 # Transfer
 # --------------------------------------------------------------------------------------------------------------
 def _transfer_configs(profile: Profile, track: str, strategy: str) -> list[dict[str, Any]]:
+    zoo = _zoo(profile, track)
     if strategy not in ("linear", "finetune"):
         raise ValueError(f"strategy must be 'linear' or 'finetune', got {strategy!r}")
     code = code_version(f"{track}_transfer")
-    return [_run_config(profile, (track, "train"), track=track, model=m, strategy=strategy, seed=s, code=code)
-            for m in _zoo(profile, track) for s in profile.train.seeds]  # fmt: skip
+    drop = (f"{track}.zoo", "train.seeds")
+    return [_run_config(profile, (track, "train"), drop, track=track, model=m, strategy=strategy, seed=s, code=code)
+            for m in zoo for s in profile.train.seeds]  # fmt: skip
 
 
 def _transfer_runs(profile: Profile, track: str, strategy: str, executor: Executor | None = None) -> list[tuple]:
@@ -404,9 +411,9 @@ def run_transfer(config: dict[str, Any], *, data_root: str | None = None, cache_
 
     ``config``: ``profile`` (base profile name), ``overrides`` (every setting the run depends on), ``track``,
     ``model``, ``strategy``, ``seed``, ``code``. ``linear`` trains a new head on the cached embeddings
-    (``train.epochs``); ``finetune`` trains the whole network: image models from their pre-trained weights on at most
-    ``image.finetune_train`` images per class for ``image.finetune_epochs``, audio models from their source
-    pre-training on the whole downstream training split for ``train.epochs``. Returns metric, test_metric,
+    (``train.epochs``); ``finetune`` trains the whole network for ``train.finetune_epochs``: image models from their
+    pre-trained weights on at most ``image.finetune_train`` images per class, audio models from their source
+    pre-training on the whole downstream training split. Returns metric, test_metric,
     val_metric, best_epoch, history (per epoch: train_loss, val_metric, wall_time_s), device, wall_time_s.
     """
     start = time.perf_counter()
@@ -416,23 +423,24 @@ def run_transfer(config: dict[str, Any], *, data_root: str | None = None, cache_
     t = profile.train
     common = {"n_classes": int(labels["train"].max()) + 1, "lr": t.lr, "batch_size": t.batch_size,
               "seed": config["seed"], "patience": t.patience, "metric": METRIC[track], "device": profile.device}
-    if strategy == "linear":
-        data = [(_embeddings(profile, track, s, [name])[name].features, labels[s]) for s in SPLITS]
-        res = train_linear(*data, epochs=t.epochs, **common)
-    elif track == "image":
-        model, prep = build_image(name)
-        replace_head(model, common["n_classes"], config["seed"])  # a linear head even where there was none
-        x = _image_data(profile)
-        per_class = min(profile.image.finetune_train, profile.image.split["train"])
-        keep = stratified_split(labels["train"], {"train": per_class}, profile.seed)["train"]
-        res = transfer(model, (x["train"][0][keep], labels["train"][keep]), x["val"], x["test"], strategy="finetune",
-                       epochs=profile.image.finetune_epochs,
-                       transform=functools.partial(to_model_input, **_image_input(profile, prep)), **common)
-    else:
-        with ThreadPoolExecutor(1) as here:  # normally cached by _transfer_runs; else pre-train in this process
+    with ThreadPoolExecutor(1) as here:  # what _transfer_runs normally cached first is otherwise made in this process
+        if strategy == "linear":
+            data = [(_embeddings(profile, track, s, [name], executor=here)[name].features, labels[s]) for s in SPLITS]
+            res = train_linear(*data, epochs=t.epochs, **common)
+        elif track == "image":
+            model, prep = build_image(name)
+            replace_head(model, common["n_classes"], config["seed"])  # a linear head even where there was none
+            x = _image_data(profile)
+            per_class = min(profile.image.finetune_train, profile.image.split["train"])
+            keep = stratified_split(labels["train"], {"train": per_class}, profile.seed)["train"]
+            transform = functools.partial(to_model_input, **_image_input(profile, prep))
+            res = transfer(model, (x["train"][0][keep], labels["train"][keep]), x["val"], x["test"],
+                           strategy="finetune", epochs=t.finetune_epochs, transform=transform, **common)
+        else:
             model = _audio_model(profile, _pretrain(profile, [name], here)[0])
-        data = _spectrograms(profile, "downstream")[0]
-        res = transfer(model, data["train"], data["val"], data["test"], strategy="finetune", epochs=t.epochs, **common)
+            data = _spectrograms(profile, "downstream")[0]
+            res = transfer(model, data["train"], data["val"], data["test"], strategy="finetune",
+                           epochs=t.finetune_epochs, **common)
     return {"metric": METRIC[track], "test_metric": res["test_metric"], "val_metric": res["val_metric"],
             "best_epoch": res["best_epoch"], "history": res["history"], "device": res["device"],
             "wall_time_s": time.perf_counter() - start}  # fmt: skip

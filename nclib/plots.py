@@ -105,7 +105,8 @@ def score_vs_performance(
     test metric; ``measures``: ``nclib.evaluate.correlation_table`` of the same (direction-aware, so a positive
     tau means the score ranks the models the right way round); ``metric``: 'accuracy' or 'auroc';
     ``paper``: rows of ``pipeline.paper_reported()`` for this figure and strategy (columns score, abs_pearson),
-    shown beside our |Pearson r|. Each panel prints |Pearson r|, Kendall tau and weighted tau.
+    shown beside our |Pearson r|. Each panel prints |Pearson r|, Kendall tau and weighted tau; a score absent from
+    ``measures`` (e.g. left out because it is constant over the zoo) is drawn with "no correlation".
     """
     names = [s for s in scores.columns if scores[s].notna().sum() > 0]
     if not names:
@@ -122,10 +123,14 @@ def score_vs_performance(
                        linewidth=0.5, zorder=3)
             for model, xv, yv in zip(col.index, col.to_numpy(), y.to_numpy(), strict=True):
                 ax.annotate(str(model), (xv, yv), xytext=(4, 4), textcoords="offset points", fontsize="x-small")
-            r = _measure(measures, score, "abs_pearson")
-            ours = f"|r| = {r:.2f}" + (f" (paper {reported[score]:.2f})" if score in reported else "")
-            taus = (f"Kendall τ = {_measure(measures, score, 'kendall'):.2f}, "
-                    f"weighted τ = {_measure(measures, score, 'weighted_kendall'):.2f}")
+            paper_r = f" (paper {reported[score]:.2f})" if score in reported else ""
+            if (measures["score"] == score).any():
+                ours = f"|r| = {_measure(measures, score, 'abs_pearson'):.2f}{paper_r}"
+                taus = (f"Kendall τ = {_measure(measures, score, 'kendall'):.2f}, "
+                        f"weighted τ = {_measure(measures, score, 'weighted_kendall'):.2f}")
+            else:  # left out of the measures, e.g. constant over the zoo: no correlation is defined
+                ours = f"no correlation{paper_r}"
+                taus = "constant over the zoo" if col.nunique() < 2 else "not measured"
             ax.set_title(f"{score.upper()} ({direction(score)})\n{ours}\n{taus}", fontsize="small")
             ax.set_xlabel(score_label(score), fontsize="small")
             ax.set_ylabel(METRIC_LABELS[metric] if ax.get_subplotspec().is_first_col() else "", fontsize="small")
@@ -228,8 +233,9 @@ def collapse_curves(diagnostics: pd.DataFrame, *, profile: str, path: str | os.P
     if not panels:
         raise ValueError(f"no NC diagnostics among the columns {list(diagnostics.columns)}")
     with sns.axes_style(_STYLE["style"]), sns.plotting_context(_STYLE["context"], font_scale=_STYLE["font_scale"]):
-        fig, axes = _figure(1, len(panels), (3.8, 3.4))
-        for ax, (title, cols, better) in zip(axes, panels, strict=True):
+        ncols = min(2, len(panels))
+        fig, axes = _figure(-(-len(panels) // ncols), ncols, (4.4, 3.4))
+        for ax, (title, cols, better) in zip(axes, panels, strict=False):
             for col, colour in zip(cols, sns.color_palette(_STYLE["palette"], len(cols)), strict=True):
                 ax.plot(table["epoch"], table[col], marker="o", markersize=4, color=colour,
                         label=col.removeprefix("nc2_"))

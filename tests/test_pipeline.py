@@ -1,13 +1,16 @@
 """The whole mini pipeline end to end on a reduced size: data, zoos, embeddings, transfer grids, scores, collapse.
 
 One module-scoped run (about half a minute) feeds most tests: 7 / 3 / 3 images per class, two image candidates
-at 32 px, 8 synthetic clips per class for each audio source task, 96 downstream clips, 2 epochs, one seed.
+at 32 px, 8 synthetic clips per class for each audio source task, 96 downstream clips, 2 epochs, one seed; grids
+in a thread of this process (the monkeypatched source size must hold), except one run in spawned processes.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,9 +33,9 @@ pytestmark = pytest.mark.skipif(
 TABLE1 = {"DcaseBaseline": 4.31e6, "Cnn": 0.43e6, "Crnn": 0.53e6}  # parameters, Table 1 of the paper
 OVERRIDES = {
     "image": {"split": {"train": 7, "val": 3, "test": 3}, "zoo": ["digits_cnn", "lite0_block4"], "input_size": 32,
-              "finetune_train": 3, "finetune_epochs": 1},
+              "finetune_train": 3},
     "audio": {"downstream": {"n_positive": 66, "n_negative": 30}, "pretrain": {"epochs": 2}},
-    "train": {"epochs": 2, "seeds": [0]},
+    "train": {"epochs": 2, "finetune_epochs": 2, "seeds": [0]},
 }  # fmt: skip
 STAGES = [("image", "linear"), ("image", "finetune"), ("audio", "linear"), ("audio", "finetune")]
 
@@ -110,8 +113,7 @@ def test_transfer_grids_cover_zoo_and_seeds(run):
         assert list(table["model"]) == list(zoo) and set(table["seed"]) == {0}
         assert (table["strategy"] == strategy).all()
         assert (table["metric"] == ("accuracy" if track == "image" else "auroc")).all()
-        epochs = 1 if (track, strategy) == ("image", "finetune") else 2
-        assert table["test_metric"].between(0, 1).all() and table["best_epoch"].between(1, epochs).all()
+        assert table["test_metric"].between(0, 1).all() and table["best_epoch"].between(1, 2).all()
         perf = pipeline.performance(profile, track, strategy)
         assert list(perf.index) == list(zoo)
         np.testing.assert_allclose(perf.to_numpy(), table.groupby("model")["test_metric"].mean().loc[list(zoo)])
@@ -168,10 +170,12 @@ def test_second_call_is_a_cache_hit_without_model_work(run, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("model work on a warm cache")
 
-    monkeypatch.setattr(torch.nn.Module, "__call__", forbidden)  # no forward pass of any network
-    for name in ("transfer", "train_linear", "score_zoo", "audio_splits", "image_splits"):
+    for layer in (torch.nn.Conv2d, torch.nn.Linear, torch.nn.GRU):  # no forward pass of any network
+        monkeypatch.setattr(layer, "forward", forbidden)
+    for name in ("transfer", "train_linear", "score_zoo"):  # no training, no scoring
         monkeypatch.setattr(pipeline, name, forbidden)
-    pipeline._MEMORY.clear()  # not even data loading: the caches on disk answer everything
+    monkeypatch.setattr(synth, "_map", forbidden)  # no audio synthesis (every generator renders through _map)
+    pipeline._MEMORY.clear()  # data are read again (embedding keys digest the inputs), from the caches
     again = _everything(profile)
     for k, v in out.items():
         if isinstance(v, pd.DataFrame):
@@ -209,14 +213,30 @@ def test_run_is_a_pure_function_of_its_plain_config(run, tmp_path):
                                                if json.loads(p.read_text())["config"] == record["config"])
 
 
-def test_code_version_ignores_docstrings_and_comments_only():
+def test_code_version_follows_the_code_each_stage_depends_on(tmp_path, monkeypatch):
     a = 'def f(x):\n    """Doc."""\n    return x + 1  # note\n'
     b = "def f(x):\n    return x+1\n"
     c = "def f(x):\n    return x + 2\n"
     assert pipeline._code_only(a) == pipeline._code_only(b) != pipeline._code_only(c)
-    versions = {stage: pipeline.code_version(stage) for stage in pipeline._CODE}
-    assert all(v.startswith(nclib.__version__ + "+") for v in versions.values())
-    assert len(set(versions.values())) == len(versions)  # each stage hashes its own modules
+    copy = tmp_path / "nclib"
+    shutil.copytree(Path(nclib.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(nclib, "__file__", str(copy / "__init__.py"))
+
+    def versions():
+        pipeline.code_version.cache_clear()
+        return {stage: pipeline.code_version(stage) for stage in pipeline._CODE}
+
+    before = versions()
+    assert all(v.startswith(nclib.__version__ + "+") for v in before.values())
+    assert len({before["image"], before["pretrain"], before["image_transfer"], before["image_scores"]}) == 4
+    audio = copy / "models" / "audio.py"
+    audio.write_text(audio.read_text().replace('"""Audio models', '"""The audio models', 1) + "# a comment\n")
+    assert versions() == before  # docstrings and comments do not count
+    audio.write_text(audio.read_text().replace("kernel_size=5", "kernel_size=3", 1))
+    after = versions()
+    assert {k for k in before if after[k] != before[k]} == {"pretrain", "audio", "audio_transfer", "audio_scores"}
+    monkeypatch.undo()
+    pipeline.code_version.cache_clear()
     with pytest.raises(ValueError, match="unknown stage"):
         pipeline.code_version("plots")
 

@@ -72,6 +72,15 @@ def test_score_vs_performance_wraps_panels_and_hides_the_rest():
     assert "AUROC" in _panels(fig)[0].get_ylabel()
 
 
+def test_score_vs_performance_marks_a_score_left_out_of_the_measures():
+    scores, perf, measures = _zoo()
+    scores["nc"] = 0.5  # constant over the zoo: the notebooks leave it out of correlation_table
+    fig = plots.score_vs_performance(scores, perf, measures[measures.score != "nc"], metric="accuracy",
+                                     profile="p", title="t", paper=PAPER)
+    title = _panels(fig)[0].get_title()
+    assert "no correlation (paper 0.93)" in title and "constant over the zoo" in title and "|r|" not in title
+
+
 def test_score_vs_performance_rejects_an_empty_table():
     scores, perf, measures = _zoo()
     with pytest.raises(ValueError, match="no score"):

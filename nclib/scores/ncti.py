@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import torch
 
 from nclib._checks import ArrayLike, check_features, check_labels, check_min_per_class, finite_float
+from nclib.scores._gram import gram
 
 _PCA_DIM = 64  # PCA(n_components=64) in the reference
 _TOL = 1e-4  # rank tolerance of sklearn's LinearDiscriminantAnalysis (svd solver)
@@ -20,11 +21,11 @@ def _pca(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     n, d = x.shape
     xc = x - x.mean(dim=0)
     if d <= n:
-        evals, evecs = torch.linalg.eigh(xc.T @ xc)
+        evals, evecs = torch.linalg.eigh(gram(xc))
         evals, evecs = evals.flip(0)[:_PCA_DIM], evecs.flip(1)[:, :_PCA_DIM]
         z = xc @ evecs
     else:
-        evals, u = torch.linalg.eigh(xc @ xc.T)
+        evals, u = torch.linalg.eigh(gram(xc.T))
         evals, u = evals.flip(0)[:_PCA_DIM], u.flip(1)[:, :_PCA_DIM]
         z = u * evals.clamp_min(0).sqrt()
     return z, evals / (n - 1)

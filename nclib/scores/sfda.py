@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import torch
 
 from nclib._checks import ArrayLike, check_features, check_labels, check_min_per_class, finite_float
+from nclib.scores._gram import gram
 
 _CHUNK = 8192  # rows per step: bounds the float64 temporaries to CHUNK x D
 
@@ -52,7 +53,7 @@ def _fisher_probs(
     sw = torch.zeros(d, d, dtype=torch.float64, device=x.device)
     for xb, yb in _blocks(x, y, mix):
         xc = xb - means[yb]
-        sw.addmm_(xc.T, xc)
+        sw += gram(xc)
     sw /= n
     if shrinkage is None:
         shrinkage = max(math.exp(-5 * _largest_eigenvalue(sw)), 1e-10)

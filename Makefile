@@ -10,8 +10,8 @@ PROFILE  ?= mini
 DEVICE   ?=
 # Caches (embeddings, trained models, runs) live at the repository root whatever the notebooks' working folder.
 NCLIB_CACHE ?= $(CURDIR)/.cache/nclib
-# Debian packages the mini profile reads its offline data from.
-APT_PACKAGES := dataset-fashion-mnist espeak-ng sox fluidsynth fluid-soundfont-gm sonic-pi-samples
+# Debian packages the mini profile reads its offline data from (and chromium, for the book's screenshot tests).
+APT_PACKAGES := dataset-fashion-mnist espeak-ng sox fluidsynth fluid-soundfont-gm sonic-pi-samples chromium
 
 .PHONY: book test lint bench system venv clean
 

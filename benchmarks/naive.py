@@ -170,7 +170,7 @@ def gbc(features: np.ndarray, labels: np.ndarray, pca_dim: int = 64) -> float:
     """-sum over ordered class pairs of exp(-Bhattacharyya distance) of spherical Gaussians after PCA."""
     f = np.asarray(features, dtype=np.float64)
     k = min(pca_dim, f.shape[1], f.shape[0] - 1)
-    z = PCA(n_components=k, svd_solver="covariance_eigh").fit_transform(f)
+    z = PCA(n_components=k, svd_solver="full").fit_transform(f)
     classes = np.unique(labels)
     mean = {c: z[labels == c].mean(axis=0) for c in classes}
     var = {c: np.maximum(z[labels == c].var(axis=0), 1e-4).mean() for c in classes}

@@ -57,14 +57,14 @@ def direction(score: str) -> str:
 
 
 def score_label(score: str) -> str:
-    """Axis label of a score: its name and unit, e.g. 'NC score\n(dimensionless ratio)'."""
+    """Axis label of a score: its name, then its unit on a second line, e.g. 'NC score' / '(dimensionless ratio)'."""
     return f"{score.upper()} score\n({SCORE_UNITS.get(score, 'arbitrary units')})"
 
 
 def _figure(nrows: int, ncols: int, panel: tuple[float, float]) -> tuple[Figure, np.ndarray]:
     fig = plt.figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
     plt.close(fig)  # shown once, by the notebook's display of the returned figure
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     return fig, axes
 
 

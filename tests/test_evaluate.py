@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import sys
 import types
 from pathlib import Path
@@ -15,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+import nclib
 from nclib.evaluate import (
     abs_pearson,
     bootstrap_ci,
@@ -397,11 +397,8 @@ HALF_UNIT = 0.0005 + 1e-12  # printed to 3 decimals
 
 
 def _published_table() -> pd.DataFrame:
-    shared = Path(os.environ.get("NCLIB_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-    path = shared / "data" / "published_tllib_model_selection.csv"
-    if not path.exists():
-        pytest.skip(f"{path} not found: set NCLIB_SHARED to the folder that holds data/{path.name}")
-    return pd.read_csv(path)
+    # shipped with the package (nclib/published/, copied unchanged from the published source)
+    return pd.read_csv(Path(nclib.__file__).parent / "published" / "published_tllib_model_selection.csv")
 
 
 def _published_cases():

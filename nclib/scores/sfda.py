@@ -20,7 +20,7 @@ def _blocks(x: torch.Tensor, y: torch.Tensor, mix: tuple | None) -> Iterator[tup
         xb, yb = x[start : start + _CHUNK].to(torch.float64), y[start : start + _CHUNK]
         if mix is not None:
             w = mix[0][start : start + _CHUNK, None]
-            xb = w * xb + (1 - w) * mix[1][yb]
+            xb = torch.lerp(mix[1][yb], xb, w)  # w x + (1 - w) outer[y]
         yield xb, yb
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 
 from nclib._checks import ArrayLike, check_features, check_labels, finite_float
-from nclib.scores._gram import blocks, moments
+from nclib.scores._gram import blocks, gram, moments
 
 
 def _coding_rate(scatter: torch.Tensor, n: int, eps: float) -> torch.Tensor:
-    """R = 1/2 logdet(I + Z^T Z / (n eps)) given the scatter Z^T Z of n rows."""
+    """R = 1/2 logdet(I + S / (n eps)) given the scatter S = Z^T Z (or Z Z^T) of n rows."""
     a = scatter / (n * eps)
     a.diagonal().add_(1.0)
     return torch.linalg.cholesky(a).diagonal().log().sum()
@@ -24,8 +24,10 @@ def transrate(features: ArrayLike, labels: ArrayLike, eps: float = 1e-4) -> floa
     matrix is R(Z) = 1/2 logdet(I + Z^T Z / (n eps)) -- with 1 / (n eps), not the paper's
     D / (n eps^2).
 
-    All scatters come from float64 per-class Grams of the roughly centred rows (their sum is the full
-    Gram); the log-determinants use float64 Cholesky. A float32 Gram moves TransRate by up to 1e-4
+    All scatters are float64, of the rows minus their float64 mean, formed in row blocks (the full scatter
+    is the sum of the per-class ones); the log-determinants use float64 Cholesky. A class with n_c <= D
+    rows takes the n_c x n_c Gram instead: det(I_D + Z_c^T Z_c / a) = det(I_n + Z_c Z_c^T / a) (Sylvester),
+    so many small classes cost no D x D factorisation each. A float32 Gram moves TransRate by up to 1e-4
     relative on ill-conditioned features and can make I + Z^T Z / (n eps) indefinite.
     features: N x D (D > N allowed); labels: N integer classes.
     """
@@ -33,16 +35,20 @@ def transrate(features: ArrayLike, labels: ArrayLike, eps: float = 1e-4) -> floa
         raise ValueError(f"eps must be positive, got {eps}")
     x = check_features(features)
     y, n_classes = check_labels(labels, n=x.shape[0], device=x.device)
-    n = x.shape[0]
-    shift = x.mean(0)  # rough centring before the Grams; the exact mean is summed in float64
-    mean = sum(b.sum(0) for _, b in blocks(x, shift=shift)) / n
-    total = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=x.device)
+    n, d = x.shape
+    shift = x.mean(0)  # rough mean, refined in float64
+    mean = shift.to(torch.float64) + sum(b.sum(0) for _, b in blocks(x, shift=shift)) / n
+    counts = torch.bincount(y, minlength=n_classes)
+    # the scatter of all rows of the small classes in one blocked pass; the large classes add theirs below
+    total = moments(x, rows=torch.nonzero(counts[y] <= d).flatten(), shift=mean)[1]
     rate_given_y = 0.0
-    for c, count in enumerate(torch.bincount(y, minlength=n_classes).tolist()):
-        sums, g = moments(x, rows=torch.nonzero(y == c).flatten(), shift=shift)
-        total += g
-        cross = torch.outer(sums[0], mean)
-        scatter = g - cross - cross.T + count * torch.outer(mean, mean)  # sum_{i in c} (x_i - mu)(x_i - mu)^T
-        rate_given_y += _coding_rate(scatter, count, eps)
-    rate = _coding_rate(total - n * torch.outer(mean, mean), n, eps)
-    return finite_float(rate - rate_given_y / n_classes, "transrate")
+    for c, count in enumerate(counts.tolist()):
+        rows = torch.nonzero(y == c).flatten()
+        if count <= d:
+            z = x[rows].to(torch.float64) - mean
+            rate_given_y += _coding_rate(gram(z.T), count, eps)  # Z_c Z_c^T, n_c x n_c
+        else:
+            scatter = moments(x, rows=rows, shift=mean)[1]  # sum_{i in c} (x_i - mu)(x_i - mu)^T
+            total += scatter
+            rate_given_y += _coding_rate(scatter, count, eps)
+    return finite_float(_coding_rate(total, n, eps) - rate_given_y / n_classes, "transrate")

@@ -14,10 +14,11 @@ SVD / pinv / slogdet / generalised eigh, scikit-learn PCA, LDA and mixtures), re
     ncti          NCTI_Score of BUserName/NCTI metrics.py plus its min-max normalisation across the zoo
 
 Deviations, each needed for an exact (1e-6) comparison: features are cast to float64 first (the LogME and
-regularised H-score references do so; in float32 the others are only float32-accurate); PCA is exact
-(scikit-learn's ``covariance_eigh`` solver: above ~500 rows the references' default switches to an
-unseeded randomized SVD); NCTI's LDA 'svd' solver is written out as in scikit-learn <= 1.8 (1.9 rescaled
-its within-class data); LEEP guards empty source classes (0 instead of 0 / 0).
+regularised H-score references do so; in float32 the others are only float32-accurate); NCTI's PCA is
+exact (scikit-learn's ``covariance_eigh`` solver: above ~500 rows the reference's default switches to an
+unseeded randomized SVD; GBC's reference already asks for the exact full SVD) and its LDA 'svd' solver is
+written out as in scikit-learn <= 1.8 (1.9 rescaled its within-class data); LEEP guards empty source
+classes (0 instead of 0 / 0).
 """
 
 from __future__ import annotations

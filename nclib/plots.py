@@ -17,7 +17,10 @@ import pandas as pd
 import seaborn as sns
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
+from nclib.models.audio import ZOO_INFO as AUDIO_ZOO
 from nclib.scores import REGISTRY
 
 # What a score's value is measured in (see each score's docstring in nclib.scores).
@@ -47,6 +50,7 @@ MEASURE_LABELS: dict[str, str] = {
     "top1_regret": "top-1 regret",
     "relative_topk": "rel@1",
 }
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # with the colour, tells models apart in grey print too
 _STYLE = {"style": "whitegrid", "context": "paper", "font_scale": 1.25, "palette": "colorblind"}
 _DPI = 150
 
@@ -115,14 +119,16 @@ def score_vs_performance(
     nrows = -(-len(names) // ncols)
     with sns.axes_style(_STYLE["style"]), sns.plotting_context(_STYLE["context"], font_scale=_STYLE["font_scale"]):
         fig, axes = _figure(nrows, min(ncols, len(names)), (3.6, 3.3))
-        colours = dict(zip(performance.index, sns.color_palette(_STYLE["palette"], len(performance)), strict=True))
+        palette = sns.color_palette(_STYLE["palette"], len(performance))
+        style = {m: (palette[i], _MARKERS[i % len(_MARKERS)]) for i, m in enumerate(performance.index)}
         for ax, score in zip(axes, names, strict=False):
             col = scores[score].dropna()
-            y = performance.loc[col.index]
-            ax.scatter(col.to_numpy(), y.to_numpy(), s=60, c=[colours[m] for m in col.index], edgecolor="black",
-                       linewidth=0.5, zorder=3)
-            for model, xv, yv in zip(col.index, col.to_numpy(), y.to_numpy(), strict=True):
-                ax.annotate(str(model), (xv, yv), xytext=(4, 4), textcoords="offset points", fontsize="x-small")
+            for model, xv in col.items():
+                colour, marker = style[model]
+                ax.scatter([xv], [performance[model]], s=60, color=colour, marker=marker, edgecolor="black",
+                           linewidth=0.5, zorder=3)
+                ax.annotate(str(model), (xv, performance[model]), xytext=(4, 4), textcoords="offset points",
+                            fontsize="x-small")
             paper_r = f" (paper {reported[score]:.2f})" if score in reported else ""
             if (measures["score"] == score).any():
                 ours = f"|r| = {_measure(measures, score, 'abs_pearson'):.2f}{paper_r}"
@@ -137,6 +143,9 @@ def score_vs_performance(
             ax.margins(x=0.15, y=0.12)
         for ax in axes[len(names):]:
             ax.set_visible(False)
+        handles = [Line2D([], [], marker=mk, linestyle="", markersize=8, markerfacecolor=c, markeredgecolor="black",
+                          markeredgewidth=0.5) for c, mk in style.values()]  # fmt: skip
+        fig.legend(handles, list(style), loc="outside lower center", ncols=min(len(style), 6), title="model")
         fig.suptitle(f"{title} (profile '{profile}', {len(performance)} models)")
     return _save(fig, path)
 
@@ -244,6 +253,7 @@ def collapse_curves(diagnostics: pd.DataFrame, *, profile: str, path: str | os.P
             if len(cols) > 1:
                 ax.legend(fontsize="x-small")
             ax.set_title(f"{title}\n({better})", fontsize="small")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("epoch")
             ax.set_ylabel("value (dimensionless)")
         fig.suptitle(f"Neural-collapse diagnostics during training (profile '{profile}')")
@@ -282,8 +292,11 @@ def training_curves(
             ax.set_ylabel(ylabel)
         axes[0].set_title("(a) training loss (lower is better)")
         axes[1].set_title(f"(b) {val_label.split(' (')[0]} (higher is better)")
-        axes[0].get_legend().remove()
-        sns.move_legend(axes[1], "lower right", fontsize="x-small", title="model")
+        handles, names = axes[1].get_legend_handles_labels()
+        for ax in axes:
+            ax.get_legend().remove()
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        fig.legend(handles, names, loc="outside lower center", ncols=min(len(names), 3), title="model")
         n_seeds = history["seed"].nunique()
         fig.suptitle(f"Fine-tuning on the downstream task, mean of {n_seeds} seed(s) (profile '{profile}')")
     return _save(fig, path)
@@ -291,16 +304,15 @@ def training_curves(
 
 def table1(zoo: pd.DataFrame) -> pd.DataFrame:
     """Table 1 of the paper beside ours: ``pipeline.audio_zoo`` with parameters in millions next to the paper's
-    count (``nclib.models.audio.ZOO_INFO``) and the source accuracy as a fraction."""
-    from nclib.models.audio import ZOO_INFO
-
+    count (``nclib.models.audio.ZOO_INFO``), the test accuracy on the source task (fraction correct) and the epochs
+    of source pre-training."""
     return pd.DataFrame({
         "model": zoo["model"],
         "architecture": zoo["architecture"],
-        "parameters (ours)": [f"{p / 1e6:.2f} M" for p in zoo["params"]],
-        "parameters (paper)": [ZOO_INFO[m]["table1"] for m in zoo["model"]],
+        "params (ours)": [f"{p / 1e6:.2f} M" for p in zoo["params"]],
+        "params (paper)": [AUDIO_ZOO[m]["table1"] for m in zoo["model"]],
         "source task": zoo["source_task"],
         "source data": zoo["source_dataset"],
-        "source test accuracy (fraction)": zoo["source_accuracy"].round(3),
-        "pre-training epochs": zoo["epochs"],
+        "source accuracy": zoo["source_accuracy"].round(3),
+        "epochs": zoo["epochs"],
     }).set_index("model")

@@ -48,7 +48,7 @@ def test_score_vs_performance_draws_each_model_and_states_measures(tmp_path):
     assert "tiny-test" in fig.get_suptitle() and "Figure X" in fig.get_suptitle()
     for ax, score in zip(panels, ["nc", "logme", "leep"], strict=True):
         col = scores[score].dropna()
-        xy = ax.collections[0].get_offsets()
+        xy = np.concatenate([c.get_offsets() for c in ax.collections])  # one marker per model
         np.testing.assert_allclose(xy[:, 0], col.to_numpy())
         np.testing.assert_allclose(xy[:, 1], perf.loc[col.index].to_numpy())
         assert sorted(t.get_text() for t in ax.texts) == sorted(col.index)
@@ -61,6 +61,9 @@ def test_score_vs_performance_draws_each_model_and_states_measures(tmp_path):
     assert "higher is better" in panels[1].get_title() and "(paper 0.76)" in panels[1].get_title()
     assert "paper" not in panels[2].get_title()  # the paper gives no value for this score
     assert "accuracy" in panels[0].get_ylabel()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == MODELS  # one colour per model, shared by panels
+    looks = {(tuple(h.get_markerfacecolor()), h.get_marker()) for h in fig.legends[0].legend_handles}
+    assert len(looks) == len(MODELS)
     with Image.open(path) as im:
         assert im.format == "PNG" and im.size[0] > 500
 
@@ -186,7 +189,7 @@ def test_training_curves_show_the_seed_mean_per_model_and_roles(tmp_path):
                                 roles={"NC's first choice": "dcase_asc", "best test AUROC": "dcase_asc"})
     loss_ax, val_ax = fig.axes
     means = history.groupby(["model", "epoch"])[["train_loss", "val_metric"]].mean()
-    legend = [t.get_text() for t in val_ax.get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["dcase_asc (NC's first choice; best test AUROC)", "cnn_music"]
     for ax, col in ((loss_ax, "train_loss"), (val_ax, "val_metric")):
         drawn = [line for line in ax.lines if len(line.get_xdata()) == 5]
@@ -214,9 +217,9 @@ def test_table1_puts_the_papers_parameter_counts_beside_ours():
     })
     table = plots.table1(zoo)
     # Table 1 of the paper: DCASE 2018 baseline 4.31 M, CNN 0.43 M, CRNN 0.53 M parameters.
-    assert list(table["parameters (paper)"]) == ["4.31 M", "0.43 M", "0.53 M"]
-    assert list(table["parameters (ours)"]) == ["4.31 M", "0.43 M", "0.52 M"]
-    assert table.loc["dcase_asc", "source test accuracy (fraction)"] == 0.812
+    assert list(table["params (paper)"]) == ["4.31 M", "0.43 M", "0.53 M"]
+    assert list(table["params (ours)"]) == ["4.31 M", "0.43 M", "0.52 M"]
+    assert table.loc["dcase_asc", "source accuracy"] == 0.812
 
 
 def test_every_registered_score_has_a_unit_and_a_direction():

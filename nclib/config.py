@@ -36,7 +36,6 @@ class ImageConfig:
     input_size: int | None
     batch_size: int
     zoo: tuple[str, ...]
-    finetune_train: int  # at most this many training images per class for ``finetune`` (seeded, stratified subset)
 
 
 @dataclass(frozen=True)
@@ -69,6 +68,7 @@ class AudioConfig:
     frame_ms: dict[str, float]
     zoo: tuple[str, ...]
     pretrain: PretrainConfig
+    synth_per_class: int  # clips per class of each synthetic source task (mini's sources; real datasets: unused)
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ class TrainConfig:
     patience: int | None
     seeds: tuple[int, ...]
     finetune_epochs: int  # of the ``finetune`` strategy (the whole network: far dearer per epoch)
+    finetune_train: int | None  # at most this many training examples per class for ``finetune`` (None: all)
 
 
 @dataclass(frozen=True)
@@ -203,9 +204,11 @@ def _check(p: Profile) -> None:
     """Cross-key rules that types alone cannot express."""
     if set(p.image.split) != {"train", "val", "test"} or min(p.image.split.values()) < 1:
         raise ValueError(f"image.split needs positive per-class counts for train, val and test, got {p.image.split}")
-    if min(p.image.finetune_train, p.train.epochs, p.train.finetune_epochs) < 1:
-        raise ValueError(f"image.finetune_train, train.epochs and train.finetune_epochs must be >= 1, got "
-                         f"{p.image.finetune_train}, {p.train.epochs}, {p.train.finetune_epochs}")
+    counts = {"train.epochs": p.train.epochs, "train.finetune_epochs": p.train.finetune_epochs,
+              "train.finetune_train": 1 if p.train.finetune_train is None else p.train.finetune_train,
+              "audio.synth_per_class": p.audio.synth_per_class}
+    if min(counts.values()) < 1:
+        raise ValueError(f"these profile keys must be >= 1: {counts}")
     if abs(sum(p.audio.downstream.split) - 1) > 1e-9 or min(p.audio.downstream.split) <= 0:
         raise ValueError(f"audio.downstream.split must be three positive fractions summing to 1, got "
                          f"{p.audio.downstream.split}")

@@ -46,7 +46,6 @@ from nclib.collapse import diagnostics
 from nclib.config import Profile, available_profiles, load_profile
 from nclib.data.audio import audio_splits, log_mel
 from nclib.data.images import image_splits, to_model_input
-from nclib.data.splits import stratified_split
 from nclib.features import Embeddings, cached_extract
 from nclib.models import build_audio, build_image, replace_head
 from nclib.models.audio import ZOO_INFO as AUDIO_INFO
@@ -410,10 +409,11 @@ def run_transfer(config: dict[str, Any], *, data_root: str | None = None, cache_
 
     ``config``: ``profile`` (base profile name), ``overrides`` (every setting the run depends on), ``track``,
     ``model``, ``strategy``, ``seed``, ``code``. ``linear`` trains a new head on the cached embeddings
-    (``train.epochs``); ``finetune`` trains the whole network for ``train.finetune_epochs``: image models from their
-    pre-trained weights on at most ``image.finetune_train`` images per class, audio models from their source
-    pre-training on the whole downstream training split. Returns metric, test_metric,
-    val_metric, best_epoch, history (per epoch: train_loss, val_metric, wall_time_s), device, wall_time_s.
+    (``train.epochs``); ``finetune`` trains the whole network for ``train.finetune_epochs`` on at most
+    ``train.finetune_train`` training examples per class (a stratified subset seeded by ``profile.seed``): image
+    models from their pre-trained weights, audio models from their source pre-training. Returns metric,
+    test_metric, val_metric, best_epoch, history (per epoch: train_loss, val_metric, wall_time_s), device,
+    wall_time_s.
     """
     start = time.perf_counter()
     profile = _load(config, data_root, cache_dir)
@@ -426,23 +426,32 @@ def run_transfer(config: dict[str, Any], *, data_root: str | None = None, cache_
         if strategy == "linear":
             data = [(_embeddings(profile, track, s, [name], executor=here)[name].features, labels[s]) for s in SPLITS]
             res = train_linear(*data, epochs=t.epochs, **common)
-        elif track == "image":
-            model, prep = build_image(name)
-            replace_head(model, common["n_classes"], config["seed"])  # a linear head even where there was none
-            x = _image_data(profile)
-            per_class = min(profile.image.finetune_train, profile.image.split["train"])
-            keep = stratified_split(labels["train"], {"train": per_class}, profile.seed)["train"]
-            transform = functools.partial(to_model_input, **_image_input(profile, prep))
-            res = transfer(model, (x["train"][0][keep], labels["train"][keep]), x["val"], x["test"],
-                           strategy="finetune", epochs=t.finetune_epochs, transform=transform, **common)
         else:
-            model = _audio_model(profile, _pretrain(profile, [name], here)[0])
-            data = _spectrograms(profile, "downstream")[0]
-            res = transfer(model, data["train"], data["val"], data["test"], strategy="finetune",
-                           epochs=t.finetune_epochs, **common)
+            if track == "image":
+                model, prep = build_image(name)
+                replace_head(model, common["n_classes"], config["seed"])  # a linear head even where there was none
+                data = {s: v[0] for s, v in _image_data(profile).items()}
+                transform = functools.partial(to_model_input, **_image_input(profile, prep))
+            else:
+                model = _audio_model(profile, _pretrain(profile, [name], here)[0])
+                data = {s: v[0] for s, v in _spectrograms(profile, "downstream")[0].items()}
+                transform = None
+            keep = _finetune_subset(labels["train"], t.finetune_train, profile.seed)
+            res = transfer(model, (data["train"][keep], labels["train"][keep]), (data["val"], labels["val"]),
+                           (data["test"], labels["test"]), strategy="finetune", epochs=t.finetune_epochs,
+                           transform=transform, **common)  # fmt: skip
     return {"metric": METRIC[track], "test_metric": res["test_metric"], "val_metric": res["val_metric"],
             "best_epoch": res["best_epoch"], "history": res["history"], "device": res["device"],
             "wall_time_s": time.perf_counter() - start}  # fmt: skip
+
+
+def _finetune_subset(labels: np.ndarray, per_class: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of at most ``per_class`` examples of each class (all where ``None``): a seeded random subset."""
+    if per_class is None:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class]
+                                   for c in np.unique(labels)]))  # fmt: skip
 
 
 def transfer_results(

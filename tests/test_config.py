@@ -48,8 +48,8 @@ def test_paper_profile_is_the_papers_setup():
     assert a.frame_ms == {"scenes": 40, "music": 40, "speech": 30, "downstream": 100}
     assert a.zoo == ("dcase_asc", "cnn_music", "cnn_speech", "crnn_music", "crnn_speech")
     t = p.train
-    assert (t.optimizer, t.lr, t.batch_size, t.epochs) == ("adam", 1e-4, 32, 250)
-    assert t.seeds == tuple(range(10))
+    assert (t.optimizer, t.lr, t.batch_size, t.epochs, t.finetune_epochs) == ("adam", 1e-4, 32, 250, 250)
+    assert t.seeds == tuple(range(10)) and t.finetune_train is None  # fine-tuning on the whole training split
 
 
 def test_mini_keeps_the_paper_class_ratio_and_frames():
@@ -120,6 +120,9 @@ def test_cross_key_rules():
         load_profile("mini", device="tpu")
     with pytest.raises(ValueError, match="image.split"):
         load_profile("mini", image__split={"train": 0, "val": 1, "test": 1})
+    for key in ("train__finetune_train", "train__finetune_epochs", "audio__synth_per_class"):
+        with pytest.raises(ValueError, match=key.replace("__", ".")):
+            load_profile("mini", **{key: 0})
 
 
 def test_yaml_file_path_unknown_and_missing_keys(tmp_path):

@@ -283,9 +283,8 @@ def test_audio_splits_mini_downstream_is_stratified_and_cached(tmp_path, monkeyp
 
 
 @pytest.mark.skipif(bool(synth.missing_packages("synth_speech")), reason="needs Debian package espeak-ng")
-def test_audio_splits_mini_source(tmp_path, monkeypatch):
-    monkeypatch.setattr(audio, "SYNTH_PER_CLASS", 10)
-    splits = audio_splits(load_profile("mini", cache_dir=tmp_path), "speech")
+def test_audio_splits_mini_source(tmp_path):
+    splits = audio_splits(load_profile("mini", cache_dir=tmp_path, audio__synth_per_class=10), "speech")
     assert [len(splits[k]) for k in ("train", "val", "test")] == [80, 10, 10]
     assert all(np.bincount(s.labels).tolist() == [n] * 10 for s, n in zip(splits.values(), (8, 1, 1), strict=True))
 

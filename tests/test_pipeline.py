@@ -2,7 +2,7 @@
 
 One module-scoped run (about half a minute) feeds most tests: 7 / 3 / 3 images per class, two image candidates
 at 32 px, 8 synthetic clips per class for each audio source task, 96 downstream clips, 2 epochs, one seed; grids
-in a thread of this process (the monkeypatched source size must hold), except one run in spawned processes.
+in a thread of this process, except one run in spawned processes.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import pytest
 import torch
 
 import nclib
-import nclib.data.audio
 from nclib import collapse, grid, pipeline
 from nclib.config import load_profile
 from nclib.data import synth
@@ -32,10 +31,10 @@ pytestmark = pytest.mark.skipif(
 
 TABLE1 = {"DcaseBaseline": 4.31e6, "Cnn": 0.43e6, "Crnn": 0.53e6}  # parameters, Table 1 of the paper
 OVERRIDES = {
-    "image": {"split": {"train": 7, "val": 3, "test": 3}, "zoo": ["digits_cnn", "lite0_block4"], "input_size": 32,
-              "finetune_train": 3},
-    "audio": {"downstream": {"n_positive": 66, "n_negative": 30}, "pretrain": {"epochs": 2}},
-    "train": {"epochs": 2, "finetune_epochs": 2, "seeds": [0]},
+    "image": {"split": {"train": 7, "val": 3, "test": 3}, "zoo": ["digits_cnn", "lite0_block4"], "input_size": 32},
+    "audio": {"downstream": {"n_positive": 66, "n_negative": 30}, "pretrain": {"epochs": 2},
+              "synth_per_class": 8},  # the smallest size the 80/10/10 source splits allow
+    "train": {"epochs": 2, "finetune_epochs": 2, "seeds": [0], "finetune_train": 3},
 }  # fmt: skip
 STAGES = [("image", "linear"), ("image", "finetune"), ("audio", "linear"), ("audio", "finetune")]
 
@@ -62,11 +61,9 @@ def _everything(profile, executor=None) -> dict:
 def run(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models; the same arithmetic as a grid worker (one thread each)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(nclib.data.audio, "SYNTH_PER_CLASS", 8)  # smallest size the 80/10/10 source splits allow
-        profile = _profile(tmp_path_factory.mktemp("cache"))
-        with ThreadPoolExecutor(1) as executor:  # in this process, so the monkeypatch holds
-            yield profile, _everything(profile, executor)
+    profile = _profile(tmp_path_factory.mktemp("cache"))
+    with ThreadPoolExecutor(1) as executor:
+        yield profile, _everything(profile, executor)
     torch.set_num_threads(threads)
 
 

@@ -41,7 +41,6 @@ from nclib.data.splits import stratified_split
 
 SECONDS = {"coswara": 8.0, "gtzan": 30.0, "speech_commands": 1.0, "dcase2018_task1a": 10.0} | synth.SECONDS
 SOURCE_SPLIT = {"train": 0.8, "val": 0.1, "test": 0.1}  # source tasks without an official split
-SYNTH_PER_CLASS = 200  # clips per class of each synthetic source task (mini)
 TASKS = ("scenes", "music", "speech", "downstream")
 
 GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
@@ -153,7 +152,7 @@ def audio_splits(profile, task: str) -> dict[str, torch.utils.data.Dataset]:
     ``profile.audio.sample_rate``.
 
     Synthetic tasks (``mini``) are generated and cached (:func:`nclib.data.synth.load_synth`):
-    ``SYNTH_PER_CLASS`` clips per class for sources, ``n_positive`` / ``n_negative`` downstream. Real
+    ``audio.synth_per_class`` clips per class for sources, ``n_positive`` / ``n_negative`` downstream. Real
     datasets (``paper``) are read lazily from ``profile.data_root/<dataset>``. Splits: the official ones
     for Speech Commands; DCASE 2018's fold 1 (train / evaluate as test) with 10 % of train, stratified,
     as val; otherwise stratified and seeded by ``profile.seed`` -- downstream by
@@ -169,7 +168,7 @@ def audio_splits(profile, task: str) -> dict[str, torch.utils.data.Dataset]:
         fractions = dict(zip(("train", "val", "test"), map(float, cfg.downstream.split), strict=True))
     rate, seed = cfg.sample_rate, profile.seed
     if name in synth.SYNTH_TASKS:
-        sizes = {"n_per_class": SYNTH_PER_CLASS}
+        sizes = {"n_per_class": cfg.synth_per_class}
         if task == "downstream":
             sizes = {"n_positive": cfg.downstream.n_positive, "n_negative": cfg.downstream.n_negative}
         waves, labels, names = synth.load_synth(name, profile.cache_dir, sample_rate=rate, seed=seed, **sizes)

@@ -52,6 +52,7 @@ bench: venv system
 book: venv system
 	$(BIN)/python -m ipykernel install --sys-prefix --name nclib --display-name nclib >/dev/null
 	NCLIB_DEVICE=$(DEVICE) NCLIB_CACHE=$(NCLIB_CACHE) $(BIN)/python -m nclib.book params/$(PROFILE).yaml notebooks/*.md
+	$(BIN)/python -m nclib.assignments book
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 clean:

@@ -32,6 +32,9 @@ class TinyBook:
         for name in ("_config.yml", "_toc.yml"):
             shutil.copy(ROOT / name, root / name)
         shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("generated"))
+        from nclib.assignments import book as assignment_pages
+
+        assignment_pages(self.generated / "assignments")
         self.parameters = yaml.safe_load((ROOT / "params" / "tiny.yaml").read_text()) | {"figures": str(self.figures)}
         self._done: dict[str, Path | BaseException] = {}
 

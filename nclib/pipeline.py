@@ -520,8 +520,10 @@ def zoo_scores(
 ) -> pd.DataFrame:
     """Index model, one column per registry score (or per name in ``names``), on the split's embeddings.
 
-    Scores that need source probabilities (LEEP, NCE) are NaN for models without a source head. Each score's
-    values are cached as JSON, keyed by the embeddings, the labels and the scores' code.
+    Scores that need source probabilities (LEEP, NCE) are NaN for models without a source head; those that need
+    validation data and parameter counts (HEV) get the val split and the zoo's ``params`` when ``split`` is
+    "train", and are NaN otherwise. Each score's values are cached as JSON, keyed by the embeddings, the labels
+    and the scores' code.
     """
     zoo = _zoo(profile, track)
     names = list(names or REGISTRY)
@@ -531,15 +533,24 @@ def zoo_scores(
     emb = _embeddings(profile, track, split, zoo)
     labels = _labels(profile, track, split)
     inputs = _digest([labels, *(a for m in zoo for a in (emb[m].features, emb[m].probs))])
+    held_out, n_params, held_inputs = None, None, ""
+    if split == "train" and any(REGISTRY[n].needs == "train_val" for n in names):  # HEV: validation data and sizes
+        val = _embeddings(profile, track, "val", zoo)
+        held_out = ({m: val[m].features for m in zoo}, _labels(profile, track, "val"))
+        zoo_table = image_zoo(profile) if track == "image" else audio_zoo(profile)
+        n_params = {m: int(p) for m, p in zip(zoo_table["model"], zoo_table["params"], strict=True)}
+        held_inputs = _digest([held_out[1], *held_out[0].values(), np.array([n_params[m] for m in zoo])])
     table = pd.DataFrame(index=pd.Index(zoo, name="model"), columns=names, dtype=float)
     code = code_version(f"{track}_scores")
     for name in tqdm(names, desc=f"{track} scores", leave=False, disable=None):
-        path = profile.cache_dir / "scores" / f"{cache.key(score=name, models=zoo, inputs=inputs, code=code)}.json"
+        held = held_inputs if REGISTRY[name].needs == "train_val" else ""
+        key = cache.key(score=name, models=zoo, inputs=inputs + held, code=code)
+        path = profile.cache_dir / "scores" / f"{key}.json"
         values = cache.load_json(path)
         if not isinstance(values, dict):
             features = {m: emb[m].features for m in zoo}
             probs = {m: emb[m].probs for m in zoo}
-            values = score_zoo(features, labels, probs, names=[name])[name]
+            values = score_zoo(features, labels, probs, names=[name], held_out=held_out, n_params=n_params)[name]
             cache.save_json(path, values)
         for model, value in values.items():
             table.loc[model, name] = value

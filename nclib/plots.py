@@ -36,6 +36,7 @@ SCORE_UNITS: dict[str, str] = {
     "gbc": "negative Bhattacharyya overlap, dimensionless",
     "sfda": "mean true-class posterior, probability",
     "ncti": "sum of zoo-normalised terms, dimensionless",
+    "hev": "held-out log density per sample, nats",
 }
 METRIC_LABELS: dict[str, str] = {
     "accuracy": "test accuracy (fraction correct)",

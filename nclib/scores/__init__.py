@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from nclib.scores.gbc import gbc
+from nclib.scores.hev import hev
 from nclib.scores.hscore import hscore
 from nclib.scores.leep import leep, nce, nleep
 from nclib.scores.logme import logme
@@ -20,7 +21,7 @@ from nclib.scores.ncti import ncti
 from nclib.scores.sfda import sfda
 from nclib.scores.transrate import transrate
 
-Needs = Literal["features", "source_probs", "source_labels", "zoo"]
+Needs = Literal["features", "source_probs", "source_labels", "zoo", "train_val"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Score:
     needs = "source_probs":  fn(source_probs, labels) -> float
     needs = "source_labels": fn(source_labels, labels) -> float
     needs = "zoo":           fn({model: features}, labels) -> {model: float}
+    needs = "train_val":     fn(features, labels, val_features, val_labels, n_params) -> float
     """
 
     name: str
@@ -40,8 +42,8 @@ class Score:
     needs: Needs
     kwargs: Mapping | None = None  # fixed keyword arguments, e.g. shrinkage=True
 
-    def __call__(self, data, labels):
-        return self.fn(data, labels, **(self.kwargs or {}))
+    def __call__(self, data, labels, *held_out):
+        return self.fn(data, labels, *held_out, **(self.kwargs or {}))
 
 
 def _entries() -> dict[str, Score]:
@@ -92,6 +94,13 @@ def _entries() -> dict[str, Score]:
             True,
             "zoo",
         ),
+        Score(
+            "hev",
+            hev,
+            "This book: held-out evidence with a size prior, after Suresh, Abrol & Thakur (Section 5.2)",
+            True,
+            "train_val",
+        ),
     ]
     return {score.name: score for score in s}
 
@@ -104,12 +113,16 @@ def score_zoo(
     labels,
     source_probs: Mapping[str, object] | None = None,
     names: list[str] | None = None,
+    held_out: tuple[Mapping[str, object], object] | None = None,
+    n_params: Mapping[str, int] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Every registered score (or those in ``names``) of every model of a zoo.
 
     ``features`` maps model -> N x D embeddings of the target training data;
     ``source_probs`` maps model -> N x Z source-head softmax outputs, for the scores that
-    need them (models without a source head are left out of those scores).
+    need them (models without a source head are left out of those scores); ``held_out`` is
+    ({model: M x D validation embeddings}, M validation labels) and ``n_params`` maps model -> parameter
+    count, for the "train_val" scores (models without both are left out of those scores).
     Returns {score: {model: value}}, ready for ``nclib.evaluate.correlation_table``.
     """
     out: dict[str, dict[str, float]] = {}
@@ -119,6 +132,10 @@ def score_zoo(
             out[name] = score(features, labels)
         elif score.needs == "features":
             out[name] = {model: score(x, labels) for model, x in features.items()}
+        elif score.needs == "train_val":
+            val, val_labels = held_out or ({}, None)
+            out[name] = {model: score(x, labels, val[model], val_labels, int(n_params[model]))
+                         for model, x in features.items() if model in val and model in (n_params or {})}  # fmt: skip
         else:
             probs = {m: p for m, p in (source_probs or {}).items() if p is not None}
             if score.needs == "source_labels":
@@ -131,4 +148,6 @@ def _argmax(probs):
     return probs.argmax(1)
 
 
-__all__ = ["REGISTRY", "Score", "gbc", "hscore", "leep", "logme", "nc", "nce", "ncti", "nleep", "sfda", "transrate"]
+__all__ = [
+    "REGISTRY", "Score", "gbc", "hev", "hscore", "leep", "logme", "nc", "nce", "ncti", "nleep", "sfda", "transrate",
+]  # fmt: skip

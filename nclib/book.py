@@ -23,8 +23,9 @@ HIDE_TAG = "remove-cell"  # myst-nb drops cells with this tag from the rendered 
 def execute(source: Path, output: Path, parameters: dict | None = None, kernel: str = KERNEL) -> Path:
     """Execute one MyST notebook with papermill; write ``output`` atomically and return it.
 
-    The injected-parameters cell is tagged so the rendered page hides it. The notebook runs
-    with the folder of ``source`` as working directory.
+    The injected-parameters cell is tagged so the rendered page hides it, and stderr output (progress bars,
+    which the terminal shows) is dropped from the page. The notebook runs with the folder of ``source`` as
+    working directory.
     """
     source, output = Path(source), Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -43,6 +44,8 @@ def execute(source: Path, output: Path, parameters: dict | None = None, kernel: 
         tags = cell.metadata.get("tags", [])
         if "injected-parameters" in tags and HIDE_TAG not in tags:
             cell.metadata["tags"] = [*tags, HIDE_TAG]
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
     fd, tmp_path = tempfile.mkstemp(dir=output.parent, suffix=".ipynb.tmp")
     with os.fdopen(fd, "w") as fh:
         nbformat.write(executed, fh)

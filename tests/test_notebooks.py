@@ -12,6 +12,7 @@ def test_notebook_runs_on_tiny(tiny_book, stem):
     executed = tiny_book.execute(stem)  # raises papermill's PapermillExecutionError, with the cell's traceback
     outs = outputs(executed)
     assert not [o for o in outs if o["output_type"] == "error"]
+    assert not [o for o in outs if o.get("name") == "stderr"], "progress bars and warnings belong on the terminal"
     assert any("image/png" in o.get("data", {}) for o in outs), "the notebook displays no figure"
     figure = stem.split("_")[0]  # fig1, fig2, ...: the prefix of every file the notebook saves
     saved = sorted(p.name for p in tiny_book.figures.glob(f"{figure}*.png"))

@@ -47,7 +47,8 @@ def _toc_files(toc: dict) -> list[str]:
 
 
 TOC = _toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))
-FIGURE_PAGES = [f for f in TOC if f.startswith("book/generated/")]
+ASSIGNMENT_PAGES = [f for f in TOC if f.startswith("book/generated/assignments/")]  # rendered, not executed
+FIGURE_PAGES = [f for f in TOC if f.startswith("book/generated/") and f not in ASSIGNMENT_PAGES]
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +102,16 @@ def test_figure_pages_show_figures_and_no_errors(site):
         assert not soup.select(".traceback, .output.error"), f"{page} shows a traceback"
         code = " ".join(c.get_text(" ") for c in soup.select("div.cell_input"))
         assert "# Parameters" not in code and 'profile = "' not in code, f"{page} shows its parameters cell"
+
+
+def test_assignment_pages_show_exercises_with_collapsed_solutions(site):
+    assert ASSIGNMENT_PAGES, "the assignments part is missing from _toc.yml"
+    for page in ASSIGNMENT_PAGES:
+        soup = BeautifulSoup((site / f"{page}.html").read_text(), "html.parser")
+        exercises, solutions = soup.select("div.exercise"), soup.select("div.solution")
+        counts = f"{len(exercises)} exercises, {len(solutions)} solutions"
+        assert exercises and len(solutions) == len(exercises), f"{page}: {counts}"
+        assert all("dropdown" in s.get("class", []) for s in solutions), f"{page}: a solution is not collapsed"
 
 
 def test_figure_pages_offer_the_notebook_for_download_and_on_colab(site):

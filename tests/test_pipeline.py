@@ -266,3 +266,12 @@ def test_paper_reported_numbers():
     assert list(table.columns) == ["figure", "downstream", "strategy", "score", "abs_pearson"]
     nc = table[(table["figure"] == "fig2") & (table["score"] == "nc")].set_index("strategy")["abs_pearson"]
     assert nc.to_dict() == {"linear_head": 0.93, "full_finetune": 0.91}
+
+
+def test_finetune_subset_keeps_at_most_k_per_class_seeded():
+    labels = np.array([0] * 10 + [1] * 3 + [2] * 6)
+    keep = pipeline._finetune_subset(labels, 4, seed=0)
+    assert np.bincount(labels[keep]).tolist() == [4, 3, 4] and np.all(np.diff(keep) > 0)
+    np.testing.assert_array_equal(keep, pipeline._finetune_subset(labels, 4, seed=0))
+    assert any(not np.array_equal(keep, pipeline._finetune_subset(labels, 4, seed=s)) for s in range(1, 5))
+    np.testing.assert_array_equal(pipeline._finetune_subset(labels, None, seed=0), np.arange(len(labels)))

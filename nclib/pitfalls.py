@@ -1,0 +1,735 @@
+"""Pitfalls of evaluating transferability scores, measured on our own zoos.
+
+How stable a comparison of scores is (bootstrap over models, seeds and training data; Agostinelli et al., ECCV
+2022), how many models a difference of two correlations needs (Fisher 1921; Steiger 1980), how the zoo's make-up,
+the model size, the layer and the split that is scored change the verdict.
+
+    draws = bootstrap_models(scores, performance)          # tidy: draw, score, measure, value
+    win_frequency(draws, "kendall")                        # score -> share of draws it comes out best
+    min_models(0.93, 0.76)                                 # models before |r1 - r2| is significant (independent zoos)
+    subsets_sweep(scores, performance)                     # every sub-zoo of >= 3 models: spread and measures
+
+Correlation measures (``pearson``, ``kendall``, ...) come from ``nclib.evaluate.MEASURES``, oriented by each
+score's direction in ``nclib.scores.REGISTRY``: higher is better, except ``top1_regret`` (lower is better).
+Everything returning a table returns a tidy ``pandas.DataFrame``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from scipy import stats
+
+from nclib import cache, pipeline
+from nclib.config import Profile
+from nclib.evaluate import MEASURES
+from nclib.models import build_audio, build_image
+from nclib.plots import _STYLE, _figure, _save, direction
+from nclib.scores import REGISTRY, score_zoo
+from nclib.train import train_linear
+
+LOWER_IS_BETTER = frozenset({"top1_regret"})  # every other measure of nclib.evaluate: higher is better
+# Per-model scores too dear to recompute many times (on mini's 3,000 x 1,280 image embeddings, N-LEEP's Gaussian
+# mixture takes minutes and GBC's per-class covariances several seconds; the others about a second or less).
+# Zoo-level NCTI and HEV (which needs validation data and sizes) are not recomputed on subsets either.
+EXPENSIVE = frozenset({"nleep", "gbc"})
+RESCORED: tuple[str, ...] = tuple(
+    name for name, s in REGISTRY.items() if s.needs in ("features", "source_probs", "source_labels")
+    and name not in EXPENSIVE
+)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Measures over draws
+# --------------------------------------------------------------------------------------------------------------
+def _orientation(names: Iterable[str], higher_is_better: Mapping[str, bool] | None) -> dict[str, bool]:
+    out = {}
+    for name in names:
+        if higher_is_better and name in higher_is_better:
+            out[name] = bool(higher_is_better[name])
+        elif name in REGISTRY:
+            out[name] = REGISTRY[name].higher_is_better
+        else:
+            raise ValueError(f"{name!r} is not in nclib.scores.REGISTRY: give its direction in higher_is_better")
+    return out
+
+
+def _value(measure: str, s: np.ndarray, p: np.ndarray, higher: bool) -> float:
+    """``MEASURES[measure]`` of score s against performance p, NaN where undefined (e.g. a constant input)."""
+    try:
+        return MEASURES[measure](s, p, higher_is_better=higher)
+    except ValueError:
+        return float("nan")
+
+
+def measure_values(
+    scores: pd.DataFrame,
+    performance: pd.Series,
+    measures: Sequence[str] = ("pearson", "kendall"),
+    higher_is_better: Mapping[str, bool] | None = None,
+) -> pd.DataFrame:
+    """One row per score (column of ``scores``, models as index), one column per measure against ``performance``.
+
+    A score's models are those with a value; NaN where a measure is undefined (fewer than 2 models, a constant
+    input). Directions from ``REGISTRY``, or ``higher_is_better`` for names outside it (e.g. a validation metric).
+    """
+    _check_measures(measures)
+    perf = pd.Series(performance, dtype=float)
+    missing = sorted(set(scores.index[scores.notna().any(axis=1)]) - set(perf.index))
+    if missing:
+        raise ValueError(f"no performance for model(s) {missing}")
+    rows = _measure_rows(scores.to_numpy(float), perf.reindex(scores.index).to_numpy(), list(scores.columns),
+                         measures, _orientation(scores.columns, higher_is_better))  # fmt: skip
+    table = pd.DataFrame(rows, columns=["score", "measure", "value"])
+    return table.pivot(index="score", columns="measure", values="value").reindex(
+        index=list(scores.columns), columns=list(measures)).rename_axis("score").rename_axis(None, axis=1)
+
+
+def _measure_rows(values: np.ndarray, perf: np.ndarray, names: Sequence[str], measures: Sequence[str],
+                  orient: Mapping[str, bool]) -> list[tuple[str, str, float]]:  # fmt: skip
+    """(score, measure, value) for every column of ``values`` (models x scores, NaN = no value) against ``perf``."""
+    rows = []
+    for j, name in enumerate(names):
+        has = np.isfinite(values[:, j])
+        s, p = values[has, j], perf[has]
+        rows += [(name, m, _value(m, s, p, orient[name])) for m in measures]
+    return rows
+
+
+def _check_measures(measures: Sequence[str]) -> None:
+    unknown = [m for m in measures if m not in MEASURES]
+    if unknown:
+        raise ValueError(f"unknown measure(s) {unknown}; choose from {sorted(MEASURES)}")
+
+
+def _draws(scores: pd.DataFrame, pairs: Iterable[tuple[np.ndarray, np.ndarray]], measures: Sequence[str]):
+    """Tidy draw, score, measure, value for each (row indices of ``scores``, performance of those rows)."""
+    _check_measures(measures)
+    names, values = list(scores.columns), scores.to_numpy(float)
+    orient = _orientation(names, None)
+    rows = [(d, *r) for d, (i, p) in enumerate(pairs) for r in _measure_rows(values[i], p, names, measures, orient)]
+    return pd.DataFrame(rows, columns=["draw", "score", "measure", "value"])
+
+
+def bootstrap_models(
+    scores: pd.DataFrame,
+    performance: pd.Series,
+    measures: Sequence[str] = ("pearson", "kendall"),
+    n: int = 200,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Measures of every score over ``n`` resamples of the models with replacement (paired: one resample serves
+    every score; a model drawn twice counts twice). Returns columns draw, score, measure, value (NaN where
+    undefined, e.g. a draw of one distinct model)."""
+    if n < 1:
+        raise ValueError(f"n must be a positive number of resamples, got {n}")
+    perf = pd.Series(performance, dtype=float).loc[scores.index].to_numpy()
+    idx = np.random.default_rng(seed).integers(0, len(scores), size=(n, len(scores)))
+    return _draws(scores, ((i, perf[i]) for i in idx), measures)
+
+
+def bootstrap_seeds(
+    scores: pd.DataFrame,
+    runs: pd.DataFrame,
+    measures: Sequence[str] = ("pearson", "kendall"),
+    n: int = 200,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Measures of every score when each model's performance is the mean over a resample (with replacement) of
+    its own seeds. ``runs``: one row per (model, seed) with ``test_metric`` (``pipeline.transfer_results``).
+    With one seed per model every draw is the same. Returns columns draw, score, measure, value."""
+    if n < 1:
+        raise ValueError(f"n must be a positive number of resamples, got {n}")
+    per_model = {m: g["test_metric"].to_numpy(float) for m, g in runs.groupby("model")}
+    missing = sorted(set(scores.index) - set(per_model))
+    if missing:
+        raise ValueError(f"runs have no seed of model(s) {missing}")
+    rng = np.random.default_rng(seed)
+    every = np.arange(len(scores))
+    perfs = [np.array([rng.choice(per_model[m], size=len(per_model[m])).mean() for m in scores.index])
+             for _ in range(n)]  # fmt: skip
+    return _draws(scores, ((every, p) for p in perfs), measures)
+
+
+def stratified_half(labels: np.ndarray, rng: np.random.Generator, fraction: float = 0.5) -> np.ndarray:
+    """Sorted indices of ``ceil(fraction * n_c)`` examples of each class c, drawn without replacement."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    labels = np.asarray(labels)
+    keep = [rng.permutation(np.flatnonzero(labels == c))[: math.ceil(fraction * (labels == c).sum())]
+            for c in np.unique(labels)]  # fmt: skip
+    return np.sort(np.concatenate(keep))
+
+
+def rescore_subsets(
+    features: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    probs: Mapping[str, np.ndarray | None],
+    names: Sequence[str] = RESCORED,
+    n: int = 10,
+    fraction: float = 0.5,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The scores ``names`` recomputed (``score_zoo``) on ``n`` stratified random subsets of the target training
+    data, ``fraction`` of each class drawn without replacement. ``features``: model -> N x D; ``probs``: model ->
+    N x Z source probabilities or None. Returns columns draw, model and one per score (NaN where not defined)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for draw in range(n):
+        keep = stratified_half(labels, rng, fraction)
+        kept = {m: None if p is None else p[keep] for m, p in probs.items()}
+        values = score_zoo({m: f[keep] for m, f in features.items()}, np.asarray(labels)[keep], kept, names=list(names))
+        table = pd.DataFrame(values, columns=list(names)).reindex(list(features)).rename_axis("model")
+        parts.append(table.reset_index().assign(draw=draw))
+    return pd.concat(parts, ignore_index=True)[["draw", "model", *names]]
+
+
+def bootstrap_data(
+    rescored: pd.DataFrame, performance: pd.Series, measures: Sequence[str] = ("pearson", "kendall")
+) -> pd.DataFrame:
+    """Measures of every score of each draw of :func:`rescore_subsets` against ``performance``.
+    Returns columns draw, score, measure, value."""
+    tables = [g.set_index("model").drop(columns="draw") for _, g in rescored.groupby("draw", sort=True)]
+    perf = pd.Series(performance, dtype=float)
+    parts = [measure_values(t, perf, measures).reset_index().melt(id_vars="score", var_name="measure").assign(draw=d)
+             for d, t in enumerate(tables)]  # fmt: skip
+    return pd.concat(parts, ignore_index=True)[["draw", "score", "measure", "value"]]
+
+
+def subset_scores(
+    profile: Profile, track: str, names: Sequence[str] = RESCORED, n: int = 10, fraction: float = 0.5, seed: int = 0
+) -> pd.DataFrame:
+    """:func:`rescore_subsets` of the zoo's training embeddings (``pipeline``), cached under the profile's cache."""
+    embed = pipeline.image_embeddings if track == "image" else pipeline.audio_embeddings
+    labels = pipeline.image_labels(profile, "train") if track == "image" else pipeline.audio_labels(profile, "train")
+    emb = embed(profile, "train")
+    features, probs = {m: e.features for m, e in emb.items()}, {m: e.probs for m, e in emb.items()}
+    inputs = _digest([labels, *(a for m in emb for a in (features[m], probs[m]))])
+    records = _cached(profile, lambda: rescore_subsets(features, labels, probs, names, n, fraction, seed).to_dict(
+        orient="list"), kind="pitfalls_subset_scores", models=list(emb), inputs=inputs, names=list(names), n=n,
+        fraction=fraction, seed=seed, code=pipeline.code_version(f"{track}_scores"))  # fmt: skip
+    return pd.DataFrame(records)
+
+
+def win_frequency(draws: pd.DataFrame, measure: str) -> pd.Series:
+    """score -> share of draws in which the score has the best ``measure`` (ties share the win equally).
+
+    Higher is better, except for ``LOWER_IS_BETTER`` measures. A score undefined in a draw does not win it; draws
+    where no score is defined are left out. The shares sum to 1.
+    """
+    wide = draws[draws["measure"] == measure].pivot(index="draw", columns="score", values="value")
+    if wide.empty:
+        raise ValueError(f"no draws of measure {measure!r}")
+    wide = wide.dropna(how="all")
+    values = -wide if measure in LOWER_IS_BETTER else wide
+    best = values.eq(values.max(axis=1), axis=0)
+    return best.div(best.sum(axis=1), axis=0).mean().rename(f"wins ({measure})").sort_values(ascending=False)
+
+
+def pairwise_wins(draws: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """Score x score: share of draws in which the row score has a strictly better ``measure`` than the column
+    score, over the draws where both are defined (NaN where none is)."""
+    wide = draws[draws["measure"] == measure].pivot(index="draw", columns="score", values="value")
+    values = -wide if measure in LOWER_IS_BETTER else wide
+    names = list(dict.fromkeys(draws["score"]))
+    out = pd.DataFrame(index=pd.Index(names, name="score"), columns=names, dtype=float)
+    for a, b in itertools.permutations(names, 2):
+        both = values[[a, b]].dropna()
+        out.loc[a, b] = (both[a] > both[b]).mean() if len(both) else float("nan")
+    return out
+
+
+def interval(draws: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Per score and measure: median, low and high percentiles (``level``) and the share of undefined draws."""
+    g = draws.groupby(["score", "measure"])["value"]
+    q = (1 - level) / 2
+    return pd.DataFrame({"median": g.median(), "low": g.quantile(q), "high": g.quantile(1 - q),
+                         "undefined": g.apply(lambda v: v.isna().mean())}).reset_index()  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------------------
+# How many models, how many seeds
+# --------------------------------------------------------------------------------------------------------------
+def correlation_difference_z(r1: float, r2: float, n_models: int, r12: float | None = None) -> float:
+    """z statistic of r1 - r2, two correlations with performance over ``n_models`` models each.
+
+    Independent zoos (``r12`` None): Fisher (1921), z = (atanh r1 - atanh r2) / sqrt(2 / (n - 3)).
+    One zoo, two scores correlated ``r12`` with each other: Steiger (1980, Eq. 14), z = (atanh r1 - atanh r2)
+    sqrt(n - 3) / sqrt(2 - 2 c), c = psi / (1 - rbar^2)^2, psi = r12 (1 - 2 rbar^2) - rbar^2 (1 - 2 rbar^2 -
+    r12^2) / 2, rbar = (r1 + r2) / 2. Compare |z| with the normal quantile.
+    """
+    for name, r in (("r1", r1), ("r2", r2), ("r12", r12)):
+        if r is not None and not -1 < r < 1:
+            raise ValueError(f"{name} must be a correlation strictly between -1 and 1, got {r}")
+    if n_models < 4:
+        raise ValueError(f"need at least 4 models for the z test, got {n_models}")
+    if r12 is not None and 1 - r1**2 - r2**2 - r12**2 + 2 * r1 * r2 * r12 <= 0:
+        raise ValueError(f"no three variables have correlations r1 = {r1}, r2 = {r2} and r12 = {r12}")
+    diff = math.atanh(r1) - math.atanh(r2)
+    if r12 is None:
+        return diff / math.sqrt(2 / (n_models - 3))
+    rbar = (r1 + r2) / 2
+    psi = r12 * (1 - 2 * rbar**2) - 0.5 * rbar**2 * (1 - 2 * rbar**2 - r12**2)
+    c = psi / (1 - rbar**2) ** 2
+    return diff * math.sqrt(n_models - 3) / math.sqrt(2 - 2 * c)
+
+
+def inter_score_r(scores: pd.DataFrame, a: str, b: str) -> float:
+    """Pearson r between scores ``a`` and ``b`` over the models that have both, each oriented so that higher is
+    better (``REGISTRY``): the r12 of :func:`correlation_difference_z` for one zoo."""
+    both = scores[[a, b]].dropna()
+    sign = [1.0 if REGISTRY[n].higher_is_better else -1.0 for n in (a, b)]
+    return _value("pearson", sign[0] * both[a].to_numpy(float), sign[1] * both[b].to_numpy(float), True)
+
+
+def min_models(r1: float, r2: float, r12: float | None = None, alpha: float = 0.05, limit: int = 100_000) -> int:
+    """Smallest zoo size at which correlations ``r1`` and ``r2`` (as observed) differ significantly, two-sided at
+    ``alpha``, by :func:`correlation_difference_z` (``r12`` None: two independent zoos). Raises ``ValueError``
+    beyond ``limit`` models (e.g. r1 == r2)."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    critical = stats.norm.ppf(1 - alpha / 2)
+    lo, hi = 4, 4
+    while abs(correlation_difference_z(r1, r2, hi, r12)) < critical:  # |z| grows with sqrt(n - 3)
+        lo, hi = hi + 1, hi * 2
+        if hi > limit:
+            raise ValueError(f"{r1} and {r2} stay within noise up to {limit} models")
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if abs(correlation_difference_z(r1, r2, mid, r12)) < critical else (lo, mid)
+    return lo
+
+
+def min_models_grid(r1: float, r2: Sequence[float], r12: Sequence[float | None], alpha: float = 0.05) -> pd.DataFrame:
+    """:func:`min_models` of ``r1`` against each of ``r2`` for each inter-score correlation ``r12`` (None:
+    independent zoos). Columns r1, r2, r12, models (NaN beyond 100,000 models or where r1, r2 and r12 cannot
+    be the correlations of three variables)."""
+    rows = []
+    for c, r in itertools.product(r12, r2):
+        try:
+            m = min_models(r1, r, c, alpha)
+        except ValueError:
+            m = float("nan")
+        rows.append({"r1": r1, "r2": r, "r12": c, "models": m})
+    return pd.DataFrame(rows)
+
+
+def min_seeds(runs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Seeds needed to tell each model from the next one by mean performance.
+
+    For models ranked by mean ``test_metric`` over their seeds, each neighbouring pair (a above b) gets
+    gap = mean_a - mean_b, the seed standard deviations s_a, s_b (ddof 1) and the seeds n at which the gap is
+    z_{1-alpha/2} standard errors, n = ceil(z^2 (s_a^2 + s_b^2) / gap^2). NaN with fewer than 2 seeds.
+    """
+    g = runs.groupby("model")["test_metric"]
+    stat = pd.DataFrame({"mean": g.mean(), "sd": g.std(ddof=1), "seeds": g.size()}).sort_values("mean", ascending=False)
+    z = stats.norm.ppf(1 - alpha / 2)
+    rows = []
+    for (a, ra), (b, rb) in itertools.pairwise(stat.iterrows()):
+        gap, var = ra["mean"] - rb["mean"], ra["sd"] ** 2 + rb["sd"] ** 2
+        need = math.ceil(z**2 * var / gap**2) if gap > 0 and np.isfinite(var) else float("nan")
+        rows.append({"better": a, "worse": b, "gap": gap, "sd_better": ra["sd"], "sd_worse": rb["sd"],
+                     "seeds_run": int(min(ra["seeds"], rb["seeds"])), "seeds_needed": need})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Zoo composition and model size
+# --------------------------------------------------------------------------------------------------------------
+def subsets_sweep(
+    scores: pd.DataFrame, performance: pd.Series, measures: Sequence[str] = ("pearson", "kendall"), min_size: int = 3
+) -> pd.DataFrame:
+    """Measures of every score on every sub-zoo of at least ``min_size`` models.
+
+    Scores are those of the full zoo, not recomputed (zoo-level scores such as NCTI keep their full-zoo
+    normalisation). Columns subset ('+'-joined models), size, spread (max - min performance in the subset),
+    score, measure, value; plus one boolean column per model: whether the subset holds it.
+    """
+    perf = pd.Series(performance, dtype=float).loc[scores.index]
+    if not 2 <= min_size <= len(perf):
+        raise ValueError(f"min_size must be in 2..{len(perf)} (the zoo's size), got {min_size}")
+    parts = []
+    for size in range(min_size, len(perf) + 1):
+        for subset in itertools.combinations(perf.index, size):
+            table = measure_values(scores.loc[list(subset)], perf.loc[list(subset)], measures)
+            long = table.reset_index().melt(id_vars="score", var_name="measure")
+            parts.append(long.assign(subset="+".join(subset), size=size, spread=np.ptp(perf.loc[list(subset)]),
+                                     **{m: m in subset for m in perf.index}))  # fmt: skip
+    out = pd.concat(parts, ignore_index=True)
+    return out[["subset", "size", "spread", "score", "measure", "value", *perf.index]]
+
+
+def spread_effect(sweep: pd.DataFrame, measure: str = "kendall") -> pd.Series:
+    """score -> Spearman rho, over the sub-zoos of :func:`subsets_sweep`, between a sub-zoo's performance spread
+    and the score's ``measure`` on it (> 0: the wider the zoo, the better the score looks)."""
+    data = sweep[sweep["measure"] == measure].dropna(subset=["value"])
+    out = {}
+    for name, g in data.groupby("score", sort=False):
+        out[name] = _value("spearman", g["spread"].to_numpy(), g["value"].to_numpy(), True) if len(g) > 1 else np.nan
+    return pd.Series(out, name=f"rho(spread, {measure})", dtype=float).rename_axis("score")
+
+
+def with_without(
+    scores: pd.DataFrame,
+    performance: pd.Series,
+    models: Sequence[str],
+    measures: Sequence[str] = ("pearson", "kendall"),
+) -> pd.DataFrame:
+    """Every score's measures on the full zoo and on the zoo without ``models``: columns score, measure, with,
+    without, change (with - without)."""
+    unknown = sorted(set(models) - set(scores.index))
+    if unknown or not models:
+        raise ValueError(f"models to leave out must be a non-empty subset of the zoo; unknown: {unknown}")
+    rest = [m for m in scores.index if m not in models]
+    full = measure_values(scores, performance.loc[scores.index], measures)
+    part = measure_values(scores.loc[rest], performance.loc[rest], measures)
+    out = pd.DataFrame({"with": full.stack(future_stack=True), "without": part.stack(future_stack=True)})
+    out["change"] = out["with"] - out["without"]
+    return out.rename_axis(["score", "measure"]).reset_index()
+
+
+def with_models(profile: Profile, track: str, models: Sequence[str]) -> Profile:
+    """``profile`` whose ``track`` zoo also holds ``models`` (appended, those already there not repeated)."""
+    if track not in ("image", "audio"):
+        raise ValueError(f"track must be 'image' or 'audio', got {track!r}")
+    section = getattr(profile, track)
+    zoo = tuple(dict.fromkeys((*section.zoo, *models)))
+    return dataclasses.replace(profile, **{track: dataclasses.replace(section, zoo=zoo)})
+
+
+def size_table(params: pd.Series, scores: pd.DataFrame, performance: pd.Series) -> pd.DataFrame:
+    """Rank correlations (Kendall tau-b) over the zoo of model size with performance and with each score.
+
+    ``params``: model -> parameter count. Returns one row per score (the first row, ``performance``, is size
+    against performance) with columns tau_size (the score, oriented so higher is better, against size) and
+    tau_performance (the score against performance; NaN for the first row).
+    """
+    params = pd.Series(params, dtype=float)
+    perf = pd.Series(performance, dtype=float).loc[params.index]
+    rows = [{"score": "performance", "tau_size": _value("kendall", perf.to_numpy(), params.to_numpy(), True),
+             "tau_performance": float("nan")}]  # fmt: skip
+    for name in scores.columns:
+        col = scores[name].dropna()
+        higher = REGISTRY[name].higher_is_better
+        rows.append({"score": name,
+                     "tau_size": _value("kendall", col.to_numpy(float), params.loc[col.index].to_numpy(), higher),
+                     "tau_performance": _value("kendall", col.to_numpy(float), perf.loc[col.index].to_numpy(),
+                                               higher)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def size_pairs(params: pd.Series, scores: pd.DataFrame, performance: pd.Series, tolerance: float = 0.2) -> pd.DataFrame:
+    """Pairs of models of different size that a score cannot tell apart, and which of the two performs better.
+
+    For each score, a pair is *close* when the two scores differ by at most ``tolerance`` times the score's range
+    over the zoo. Columns score, smaller, larger, score_gap (in units of that range, oriented: > 0 when the
+    score prefers the smaller model), performance_gap (smaller minus larger; > 0: the smaller model wins).
+    """
+    if not 0 <= tolerance <= 1:
+        raise ValueError(f"tolerance must be in [0, 1] (a fraction of the score's range), got {tolerance}")
+    params = pd.Series(params, dtype=float)
+    perf = pd.Series(performance, dtype=float)
+    rows = []
+    for name in scores.columns:
+        col = scores[name].dropna()
+        span = np.ptp(col.to_numpy(float)) if len(col) else 0.0
+        sign = 1.0 if REGISTRY[name].higher_is_better else -1.0
+        for a, b in itertools.combinations(col.index, 2):
+            if params[a] == params[b] or span == 0:
+                continue
+            small, large = (a, b) if params[a] < params[b] else (b, a)
+            gap = sign * (col[small] - col[large]) / span
+            if abs(gap) <= tolerance:
+                rows.append({"score": name, "smaller": small, "larger": large, "score_gap": gap,
+                             "performance_gap": perf[small] - perf[large]})  # fmt: skip
+    return pd.DataFrame(rows, columns=["score", "smaller", "larger", "score_gap", "performance_gap"])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Layers and splits (cached under profile.cache_dir / "pitfalls")
+# --------------------------------------------------------------------------------------------------------------
+def _digest(arrays: Iterable[np.ndarray | None]) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.zeros(0) if a is None else np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.data)
+    return h.hexdigest()
+
+
+def _cached(profile: Profile, make: Callable[[], Any], **parts: Any) -> Any:
+    path = profile.cache_dir / "pitfalls" / f"{cache.key(**parts)}.json"
+    value = cache.load_json(path)
+    if value is None:
+        value = make()
+        cache.save_json(path, value)
+    return value
+
+
+def _has_layer(track: str, model: str, layer: str) -> bool:
+    net = build_image(model, pretrained=False)[0] if track == "image" else build_audio(model, 2)
+    return layer in dict(net.named_modules())
+
+
+def layer_sweep(
+    profile: Profile, track: str, layers: Sequence[str], names: Sequence[str] = RESCORED
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scores ``names`` and linear-head performance of embeddings taken at each of ``layers`` (module names, as
+    ``model.named_modules()``; 4-D outputs global-average-pooled) and at each model's penultimate layer.
+
+    Models: those of the zoo that have every layer. Heads: ``nclib.train.train_linear`` with the profile's
+    ``train`` settings, one per seed of ``profile.train.seeds``, test metric at the best validation epoch.
+    Returns (scores: index (layer, model), one column per score; performance: index (layer, model), mean test
+    metric over seeds). The penultimate layer is named "penultimate". Scores and heads are cached.
+    """
+    models = [m for m in getattr(profile, track).zoo if all(_has_layer(track, m, layer) for layer in layers)]
+    if len(models) < 2:
+        raise ValueError(f"fewer than 2 models of the {track} zoo have every layer of {list(layers)}")
+    sub = dataclasses.replace(profile, **{track: dataclasses.replace(getattr(profile, track), zoo=tuple(models))})
+    embed = pipeline.image_embeddings if track == "image" else pipeline.audio_embeddings
+    label = pipeline.image_labels if track == "image" else pipeline.audio_labels
+    labels = {s: label(profile, s) for s in pipeline.SPLITS}
+    t = profile.train
+    scores, perf = {}, {}
+    for layer in (*layers, None):
+        name = layer or "penultimate"
+        emb = {s: embed(sub, s, layer) for s in pipeline.SPLITS}
+        train = emb["train"]
+        inputs = _digest([labels["train"], *(a for m in models for a in (train[m].features, train[m].probs))])
+        values = _cached(profile, lambda train=train: score_zoo(
+            {m: train[m].features for m in models}, labels["train"], {m: train[m].probs for m in models},
+            names=list(names)), kind="pitfalls_layer_scores", inputs=inputs, names=list(names),
+            code=pipeline.code_version(f"{track}_scores"))  # fmt: skip
+        for m in models:
+            scores[name, m] = {n: values[n].get(m, float("nan")) for n in names}
+            data = [(emb[s][m].features, labels[s]) for s in pipeline.SPLITS]
+            key = _digest([a for pair in data for a in pair])
+            runs = [_cached(profile, lambda seed=seed, data=data: train_linear(
+                *data, n_classes=int(labels["train"].max()) + 1, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size,
+                seed=seed, patience=t.patience, metric=pipeline.METRIC[track], device=profile.device)["test_metric"],
+                kind="pitfalls_layer_head", inputs=key, train=dataclasses.asdict(t), seed=seed,
+                code=pipeline.code_version(f"{track}_transfer")) for seed in t.seeds]  # fmt: skip
+            perf[name, m] = float(np.mean(runs))
+    index = pd.MultiIndex.from_tuples(list(scores), names=["layer", "model"])
+    return (pd.DataFrame(list(scores.values()), index=index),
+            pd.Series(list(perf.values()), index=index, name=f"test_{pipeline.METRIC[track]}"))  # fmt: skip
+
+
+def per_layer(scores: pd.DataFrame, performance: pd.Series, measure: str = "kendall") -> pd.DataFrame:
+    """``measure`` of every score within each layer (models compared at the same depth) and over all (layer,
+    model) candidates pooled (``layer`` "all"): columns layer, score, value."""
+    rows = []
+    groups = [(layer, g.droplevel("layer")) for layer, g in scores.groupby(level="layer", sort=False)]
+    flat = scores.set_axis(["/".join(i) for i in scores.index], axis=0)
+    flat_perf = performance.set_axis(flat.index, axis=0)
+    for layer, table in [*groups, ("all", flat)]:
+        perf = flat_perf if layer == "all" else performance.xs(layer, level="layer")
+        values = measure_values(table, perf, (measure,))[measure]
+        rows += [{"layer": layer, "score": s, "value": v} for s, v in values.items()]
+    return pd.DataFrame(rows)
+
+
+def split_scores(profile: Profile, track: str, names: Sequence[str] = RESCORED) -> pd.DataFrame:
+    """Scores ``names`` of the zoo on training and on validation embeddings (``pipeline.zoo_scores``, cached):
+    index (split, model), one column per score."""
+    return pd.concat({s: pipeline.zoo_scores(profile, track, s, names=list(names)) for s in ("train", "val")},
+                     names=["split", "model"])  # fmt: skip
+
+
+def head_validation(runs: pd.DataFrame) -> pd.Series:
+    """model -> mean over seeds of the validation metric of the transferred model at its best epoch
+    (``pipeline.transfer_results``): the reference that costs a full transfer per model."""
+    return runs.groupby("model", sort=False)["val_metric"].mean().rename("head_val")
+
+
+def split_taus(scores: pd.DataFrame, performance: Mapping[str, pd.Series], measure: str = "kendall") -> pd.DataFrame:
+    """``measure`` of every score with each performance (``performance``: panel name -> model -> metric), scored
+    on training and on validation embeddings (``scores``: :func:`split_scores`). Columns panel, score, train, val."""
+    parts = []
+    for panel, perf in performance.items():
+        by_split = {s: measure_values(scores.xs(s, level="split"), perf, (measure,))[measure] for s in ("train", "val")}
+        parts.append(pd.DataFrame(by_split).rename_axis("score").reset_index().assign(panel=panel))
+    return pd.concat(parts, ignore_index=True)[["panel", "score", "train", "val"]]
+
+
+def top_picks(scores: pd.DataFrame, performance: pd.Series) -> pd.DataFrame:
+    """For every score: the model it ranks first, that model's rank by performance (1 = best) and the top-1
+    regret (best performance minus the pick's). Ties in the score: the worse-performing model (conservative)."""
+    perf = pd.Series(performance, dtype=float)
+    rank = perf.rank(ascending=False, method="min")
+    rows = []
+    for name in scores.columns:
+        col = scores[name].dropna()
+        if col.empty:
+            continue
+        oriented = col if REGISTRY[name].higher_is_better else -col
+        tied = oriented.index[oriented == oriented.max()]
+        pick = perf.loc[tied].idxmin()
+        rows.append({"score": name, "pick": pick, "pick_rank": int(rank[pick]), "regret": perf.max() - perf[pick]})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Figures (seaborn, in the style of nclib.plots; every title names the profile)
+# --------------------------------------------------------------------------------------------------------------
+def _styled():
+    return sns.axes_style(_STYLE["style"]), sns.plotting_context(_STYLE["context"], font_scale=_STYLE["font_scale"])
+
+
+def plot_draws(draws: pd.DataFrame, *, profile: str, title: str, path: str | os.PathLike | None = None):
+    """Box plots of each score's measures over bootstrap draws: one row of panels per ``source`` (what was
+    resampled), one column per measure. ``draws``: columns source, score, measure, value."""
+    sources, measures = list(dict.fromkeys(draws["source"])), list(dict.fromkeys(draws["measure"]))
+    order = list(dict.fromkeys(draws["score"]))
+    style, context = _styled()
+    with style, context:
+        fig, axes = _figure(len(sources), len(measures), (4.2, 0.32 * len(order) + 1.4))
+        for ax, (src, m) in zip(axes, itertools.product(sources, measures), strict=True):
+            data = draws[(draws["source"] == src) & (draws["measure"] == m)].dropna(subset=["value"])
+            sns.boxplot(data=data, x="value", y="score", order=order, ax=ax, color="0.8", fliersize=2, width=0.6)
+            better = "lower" if m in LOWER_IS_BETTER else "higher"
+            ax.set_title(f"over {src}", fontsize="small")
+            ax.set_xlabel(f"{m} ({better} is better)")
+            ax.set_ylabel("")
+            ax.axvline(0, color="0.4", linewidth=0.8)
+        fig.suptitle(f"{title} (profile '{profile}')")
+    return _save(fig, path)
+
+
+def plot_min_models(grid: pd.DataFrame, *, claim: tuple[float, float], zoo_size: int, profile: str,
+                    path: str | os.PathLike | None = None):  # fmt: skip
+    """Zoo size needed (log scale) against the weaker correlation r2, one line per inter-score correlation r12
+    (``min_models_grid``); the paper's ``claim`` (r1, r2) and our ``zoo_size`` are marked."""
+    data = grid.assign(pairing=["independent zoos" if pd.isna(c) else f"one zoo, r12 = {c:g}" for c in grid["r12"]])
+    style, context = _styled()
+    with style, context:
+        fig, axes = _figure(1, 1, (6.2, 4.2))
+        ax = axes[0]
+        sns.lineplot(data=data, x="r2", y="models", hue="pairing", style="pairing", ax=ax, palette=_STYLE["palette"])
+        ax.set_yscale("log")
+        ax.axvline(claim[1], color="0.3", linestyle=":", linewidth=1)
+        ax.axhline(zoo_size, color="0.3", linestyle="--", linewidth=1)
+        ax.annotate(f"our zoo: {zoo_size} models", (ax.get_xlim()[0], zoo_size), xytext=(4, 4),
+                    textcoords="offset points", fontsize="small")  # fmt: skip
+        ax.set_xlabel(f"weaker correlation r2 (r1 = {claim[0]:.2f}; dotted: r2 = {claim[1]:.2f})")
+        ax.set_ylabel("models needed for p < 0.05 (log scale)")
+        fig.suptitle(f"Zoo size before r1 - r2 is more than noise (profile '{profile}')")
+    return _save(fig, path)
+
+
+def plot_subsets(sweep: pd.DataFrame, measure: str, *, weak: Sequence[str], profile: str, title: str,
+                 path: str | os.PathLike | None = None):  # fmt: skip
+    """``measure`` of each score (one panel each) on every sub-zoo against the sub-zoo's performance spread;
+    sub-zoos holding any of the ``weak`` models are drawn as crosses."""
+    data = sweep[sweep["measure"] == measure].dropna(subset=["value"])
+    data = data.assign(holds=np.where(data[list(weak)].any(axis=1), f"with {', '.join(weak)}",
+                                      "without") if weak else "all")  # fmt: skip
+    names = list(dict.fromkeys(data["score"]))
+    ncols = min(4, len(names))
+    style, context = _styled()
+    with style, context:
+        fig, axes = _figure(-(-len(names) // ncols), ncols, (3.2, 2.9))
+        for ax, name in zip(axes, names, strict=False):
+            sns.scatterplot(data=data[data["score"] == name], x="spread", y="value", hue="holds", style="holds",
+                            markers={"without": "o", "all": "o", f"with {', '.join(weak)}": "X"}, ax=ax,
+                            legend=False, s=30, palette=_STYLE["palette"])  # fmt: skip
+            ax.set_title(f"{name.upper()} ({direction(name)})", fontsize="small")
+            ax.set_xlabel("performance spread of the sub-zoo", fontsize="small")
+            ax.set_ylabel(measure if ax.get_subplotspec().is_first_col() else "", fontsize="small")
+            ax.axhline(0, color="0.4", linewidth=0.8)
+        for ax in axes[len(names):]:
+            ax.set_visible(False)
+        note = f"crosses: sub-zoos with {', '.join(weak)}" if weak else "every sub-zoo"
+        fig.suptitle(f"{title}\n{note} (profile '{profile}')")
+    return _save(fig, path)
+
+
+def plot_size(params: pd.Series, performance: pd.Series, table: pd.DataFrame, *, metric: str, profile: str,
+              title: str, path: str | os.PathLike | None = None):  # fmt: skip
+    """(a) performance against parameter count (log scale), models named; (b) each score's Kendall tau with
+    size against its tau with performance (``size_table``)."""
+    style, context = _styled()
+    with style, context:
+        fig, axes = _figure(1, 2, (4.8, 4.0))
+        ax = axes[0]
+        ax.scatter(params, performance.loc[params.index], s=50, edgecolor="black", zorder=3)
+        for m in params.index:
+            ax.annotate(m, (params[m], performance[m]), xytext=(4, 4), textcoords="offset points", fontsize="x-small")
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters (log scale)")
+        ax.set_ylabel(f"test {metric} (higher is better)")
+        ax.set_title("(a) performance and size", fontsize="small")
+        ax = axes[1]
+        rows = table[table["score"] != "performance"]
+        ax.scatter(rows["tau_size"], rows["tau_performance"], s=40, edgecolor="black", zorder=3)
+        for _, r in rows.iterrows():
+            ax.annotate(r["score"], (r["tau_size"], r["tau_performance"]), xytext=(3, 3), textcoords="offset points",
+                        fontsize="x-small")  # fmt: skip
+        ax.axhline(0, color="0.4", linewidth=0.8)
+        ax.axvline(0, color="0.4", linewidth=0.8)
+        ax.set_xlim(-1.1, 1.1)
+        ax.set_ylim(-1.1, 1.1)
+        ax.set_xlabel("Kendall τ of the score with size")
+        ax.set_ylabel("Kendall τ of the score with performance")
+        ax.set_title("(b) does a score track size or performance?", fontsize="small")
+        fig.suptitle(f"{title} (profile '{profile}')")
+    return _save(fig, path)
+
+
+def plot_layers(performance: pd.Series, taus: pd.DataFrame, *, metric: str, profile: str, title: str,
+                path: str | os.PathLike | None = None):  # fmt: skip
+    """(a) linear-head performance of each model at each layer; (b) Kendall tau of each score within each layer
+    and over all (layer, model) candidates (``per_layer``)."""
+    style, context = _styled()
+    with style, context:
+        fig, axes = _figure(1, 2, (5.2, 4.4))
+        data = performance.rename("value").reset_index()
+        sns.pointplot(data=data, x="layer", y="value", hue="model", ax=axes[0], palette=_STYLE["palette"],
+                      markersize=5, linewidth=1.2)  # fmt: skip
+        axes[0].set_ylabel(f"test {metric} of a linear head (higher is better)")
+        axes[0].set_xlabel("embedding layer")
+        axes[0].set_title("(a) performance at each depth", fontsize="small")
+        axes[0].legend(fontsize="x-small", title="model", title_fontsize="x-small")
+        sns.barplot(data=taus, y="score", x="value", hue="layer", ax=axes[1], palette=_STYLE["palette"])
+        axes[1].axvline(0, color="0.4", linewidth=0.8)
+        axes[1].set_xlabel("Kendall τ with performance (higher is better)")
+        axes[1].set_ylabel("")
+        axes[1].set_title("(b) ranking models, per layer and over all", fontsize="small")
+        axes[1].legend(fontsize="x-small", title="layer", title_fontsize="x-small")
+        fig.suptitle(f"{title} (profile '{profile}')")
+    return _save(fig, path)
+
+
+def plot_splits(taus: pd.DataFrame, *, profile: str, title: str, path: str | os.PathLike | None = None):
+    """Kendall tau of each score with test performance, scored on training (x) and validation (y) embeddings:
+    one point per score, one panel per track / strategy (``taus``: columns panel, score, train, val)."""
+    panels = list(dict.fromkeys(taus["panel"]))
+    style, context = _styled()
+    with style, context:
+        ncols = min(2, len(panels))
+        fig, axes = _figure(-(-len(panels) // ncols), ncols, (4.4, 4.4))
+        for ax in axes[len(panels):]:
+            ax.set_visible(False)
+        for ax, panel in zip(axes, panels, strict=False):
+            rows = taus[taus["panel"] == panel]
+            ax.plot([-1, 1], [-1, 1], color="0.5", linewidth=0.8, linestyle=":")
+            ax.scatter(rows["train"], rows["val"], s=40, edgecolor="black", zorder=3)
+            for _, r in rows.iterrows():
+                ax.annotate(r["score"], (r["train"], r["val"]), xytext=(3, 3), textcoords="offset points",
+                            fontsize="x-small")  # fmt: skip
+            ax.set_xlim(-1.1, 1.1)
+            ax.set_ylim(-1.1, 1.1)
+            ax.set_xlabel("Kendall τ, scored on training data")
+            ax.set_ylabel("Kendall τ, scored on validation data")
+            ax.set_title(panel, fontsize="small")
+        fig.suptitle(f"{title} (profile '{profile}')")
+    return _save(fig, path)

@@ -6,15 +6,21 @@ A notebook's source is ``notebooks/<name>.md`` (jupytext MyST). Its executed cop
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import jupytext
 import nbformat
 import papermill
 import yaml
+
+from nclib import pipeline
+from nclib.config import Profile, load_profile
 
 KERNEL = "nclib"
 HIDE_TAG = "remove-cell"  # myst-nb drops cells with this tag from the rendered page
@@ -53,15 +59,37 @@ def execute(source: Path, output: Path, parameters: dict | None = None, kernel: 
     return output
 
 
+def profile_of(parameters: dict) -> Profile:
+    """The profile a notebook builds from its parameters (``profile``, ``overrides``, ``device``)."""
+    overrides = dict(parameters.get("overrides") or {})
+    if parameters.get("device"):
+        overrides["device"] = parameters["device"]
+    return load_profile(parameters.get("profile", "mini"), **overrides)
+
+
+def _run(source: Path, parameters: dict) -> str:
+    start = time.perf_counter()
+    execute(source, Path("book/generated") / f"{source.stem}.ipynb", parameters)
+    return f"executed {source} in {time.perf_counter() - start:.0f} s"
+
+
 def main(argv: list[str]) -> None:
-    """``python -m nclib.book PARAMS.yaml NOTEBOOK.md...`` executes each notebook into book/generated/."""
+    """``python -m nclib.book [--jobs N] PARAMS.yaml NOTEBOOK.md...``: compute the pipeline's results once
+    (:func:`nclib.pipeline.build`), then execute the notebooks into book/generated/, ``N`` at a time (default 2)."""
+    jobs = 2
+    if argv[:1] == ["--jobs"]:
+        jobs, argv = int(argv[1]), argv[2:]
     params_file, *sources = argv
     parameters = yaml.safe_load(Path(params_file).read_text()) or {}
     if device := os.environ.get("NCLIB_DEVICE"):
         parameters["device"] = device
-    for source in map(Path, sources):
-        print(f"executing {source} with {params_file}", flush=True)
-        execute(source, Path("book/generated") / f"{source.stem}.ipynb", parameters)
+    start = time.perf_counter()
+    pipeline.build(profile_of(parameters))
+    print(f"pipeline ready in {time.perf_counter() - start:.0f} s; executing {len(sources)} notebooks with "
+          f"{params_file}, {jobs} at a time", flush=True)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for done in pool.map(_run, map(Path, sources), [parameters] * len(sources)):
+            print(done, flush=True)
 
 
 if __name__ == "__main__":

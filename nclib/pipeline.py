@@ -7,6 +7,7 @@
     performance(profile, "audio", "finetune")            # mean test AUROC over seeds after transfer
     collapse_trajectory(profile)                         # Figure 1: NC1-NC4 of CRNN-music, epoch by epoch
     training_dynamics(profile)                           # Figure 4: fine-tuning histories
+    build(profile)                                       # all of the above, once, before the notebooks run
 
 Everything is cached under ``profile.cache_dir``: embeddings by :func:`nclib.features.cached_extract`
 (``embeddings/``), pre-trained audio models as checksummed ``.npz`` state dicts (``pretrain/``), transfer runs as
@@ -572,6 +573,24 @@ def collapse_trajectory(profile: Profile, model: str = TRAJECTORY_MODEL) -> dict
     return {"first": (arrays["first_features"], arrays["first_labels"]),
             "last": (arrays["last_features"], arrays["last_labels"]),
             "diagnostics": pd.DataFrame(res["diagnostics"]), "classes": tuple(res["classes"])}  # fmt: skip
+
+
+def build(profile: Profile, executor: Executor | None = None) -> None:
+    """Compute, or find in the cache, every result the book's figures read, in dependency order.
+
+    ``python -m nclib.book`` calls this once before it executes the notebooks side by side, so that they only
+    read the cache instead of computing the same runs twice.
+    """
+    audio_zoo(profile, executor)
+    for split in SPLITS:
+        image_embeddings(profile, split)
+        audio_embeddings(profile, split)
+    for track in ("image", "audio"):
+        for strategy in ("linear", "finetune"):
+            transfer_results(profile, track, strategy, executor)
+        zoo_scores(profile, track)
+    collapse_trajectory(profile)
+    training_dynamics(profile)
 
 
 def paper_reported() -> pd.DataFrame:

@@ -32,3 +32,12 @@ def test_notebooks_start_with_mini_defaults_and_call_nclib():
         for default in ('profile = "mini"', "overrides = {}", "device = None"):
             assert default in first, f"{nb.name}: parameters cell lacks {default!r}"
         assert "load_profile(profile, **overrides)" in text
+
+
+def test_profile_of_parameters_matches_what_a_notebook_loads():
+    from nclib.book import profile_of
+    from nclib.config import load_profile
+
+    params = {"profile": "mini", "overrides": {"train": {"epochs": 3}}, "device": "cpu"}
+    assert profile_of(params) == load_profile("mini", train={"epochs": 3}, device="cpu")
+    assert profile_of({"profile": "paper", "device": None}).device == "cuda"  # None keeps the profile's device

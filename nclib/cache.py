@@ -17,7 +17,7 @@ import os
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,6 +33,16 @@ def key(**parts: Any) -> str:
     """
     text = json.dumps(_canonical(parts), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def digest(arrays: Iterable[np.ndarray | None]) -> str:
+    """SHA-256 of a sequence of arrays (dtype, shape and bytes of each; None counts as an empty array)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.zeros(0) if a is None else np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.data)
+    return h.hexdigest()
 
 
 def _canonical(value: Any) -> Any:

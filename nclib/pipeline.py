@@ -507,15 +507,6 @@ def training_dynamics(profile: Profile, models: Sequence[str] | None = None) -> 
 # --------------------------------------------------------------------------------------------------------------
 # Scores and neural collapse
 # --------------------------------------------------------------------------------------------------------------
-def _digest(arrays: Iterable[np.ndarray | None]) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.zeros(0) if a is None else np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.data)
-    return h.hexdigest()
-
-
 def zoo_scores(
     profile: Profile, track: Track, split: str = "train", names: Sequence[str] | None = None
 ) -> pd.DataFrame:
@@ -533,14 +524,14 @@ def zoo_scores(
         raise ValueError(f"unknown scores {unknown}; registered: {sorted(REGISTRY)}")
     emb = _embeddings(profile, track, split, zoo)
     labels = _labels(profile, track, split)
-    inputs = _digest([labels, *(a for m in zoo for a in (emb[m].features, emb[m].probs))])
+    inputs = cache.digest([labels, *(a for m in zoo for a in (emb[m].features, emb[m].probs))])
     held_out, n_params, held_inputs = None, None, ""
     if split == "train" and any(REGISTRY[n].needs == "train_val" for n in names):  # HEV: validation data and sizes
         val = _embeddings(profile, track, "val", zoo)
         held_out = ({m: val[m].features for m in zoo}, _labels(profile, track, "val"))
         zoo_table = image_zoo(profile) if track == "image" else audio_zoo(profile)
         n_params = {m: int(p) for m, p in zip(zoo_table["model"], zoo_table["params"], strict=True)}
-        held_inputs = _digest([held_out[1], *held_out[0].values(), np.array([n_params[m] for m in zoo])])
+        held_inputs = cache.digest([held_out[1], *held_out[0].values(), np.array([n_params[m] for m in zoo])])
     table = pd.DataFrame(index=pd.Index(zoo, name="model"), columns=names, dtype=float)
     code = code_version(f"{track}_scores")
     for name in tqdm(names, desc=f"{track} scores", leave=False, disable=None):

@@ -17,7 +17,6 @@ Everything returning a table returns a tidy ``pandas.DataFrame``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import math
 import os
@@ -213,7 +212,7 @@ def subset_scores(
     labels = pipeline.image_labels(profile, "train") if track == "image" else pipeline.audio_labels(profile, "train")
     emb = embed(profile, "train")
     features, probs = {m: e.features for m, e in emb.items()}, {m: e.probs for m, e in emb.items()}
-    inputs = _digest([labels, *(a for m in emb for a in (features[m], probs[m]))])
+    inputs = cache.digest([labels, *(a for m in emb for a in (features[m], probs[m]))])
     records = _cached(profile, lambda: rescore_subsets(features, labels, probs, names, n, fraction, seed).to_dict(
         orient="list"), kind="pitfalls_subset_scores", models=list(emb), inputs=inputs, names=list(names), n=n,
         fraction=fraction, seed=seed, code=pipeline.code_version(f"{track}_scores"))  # fmt: skip
@@ -457,15 +456,6 @@ def size_pairs(params: pd.Series, scores: pd.DataFrame, performance: pd.Series, 
 # --------------------------------------------------------------------------------------------------------------
 # Layers and splits (cached under profile.cache_dir / "pitfalls")
 # --------------------------------------------------------------------------------------------------------------
-def _digest(arrays: Iterable[np.ndarray | None]) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.zeros(0) if a is None else np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.data)
-    return h.hexdigest()
-
-
 def _cached(profile: Profile, make: Callable[[], Any], **parts: Any) -> Any:
     path = profile.cache_dir / "pitfalls" / f"{cache.key(**parts)}.json"
     value = cache.load_json(path)
@@ -504,7 +494,7 @@ def layer_sweep(
         name = layer or "penultimate"
         emb = {s: embed(sub, s, layer) for s in pipeline.SPLITS}
         train = emb["train"]
-        inputs = _digest([labels["train"], *(a for m in models for a in (train[m].features, train[m].probs))])
+        inputs = cache.digest([labels["train"], *(a for m in models for a in (train[m].features, train[m].probs))])
         values = _cached(profile, lambda train=train: score_zoo(
             {m: train[m].features for m in models}, labels["train"], {m: train[m].probs for m in models},
             names=list(names)), kind="pitfalls_layer_scores", inputs=inputs, names=list(names),
@@ -512,7 +502,7 @@ def layer_sweep(
         for m in models:
             scores[name, m] = {n: values[n].get(m, float("nan")) for n in names}
             data = [(emb[s][m].features, labels[s]) for s in pipeline.SPLITS]
-            key = _digest([a for pair in data for a in pair])
+            key = cache.digest([a for pair in data for a in pair])
             runs = [_cached(profile, lambda seed=seed, data=data: train_linear(
                 *data, n_classes=int(labels["train"].max()) + 1, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size,
                 seed=seed, patience=t.patience, metric=pipeline.METRIC[track], device=profile.device)["test_metric"],

@@ -145,3 +145,12 @@ def test_json_round_trip_and_corruption(tmp_path):
         assert cache.load_json(path) is None
     with pytest.raises(ValueError):
         cache.save_json(path, {"x": float("nan")})
+
+
+def test_digest_sees_dtype_shape_and_bytes():
+    import numpy as np
+
+    a = np.arange(6, dtype=np.int64)
+    assert cache.digest([a]) == cache.digest([a.copy()])
+    assert len({cache.digest([a]), cache.digest([a.reshape(2, 3)]), cache.digest([a.astype(np.int32)]),
+                cache.digest([a + 1]), cache.digest([a, None])}) == 5

@@ -88,13 +88,24 @@ def check_min_per_class(
 
 
 def check_probs(p: ArrayLike, n: int | None = None, name: str = "source_probs", atol: float = 1e-3) -> torch.Tensor:
-    """Validate an N x Z matrix of probabilities (rows on the simplex); return a float64 tensor."""
-    t = check_features(p, name).to(torch.float64)
+    """Validate an N x Z matrix of probabilities (rows on the simplex); return it as a float tensor (float32 or
+    float64, not copied when it already is one)."""
+    t = as_tensor(p, name)
+    if t.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (N samples x Z source classes), got shape {tuple(t.shape)}")
+    if t.shape[0] == 0 or t.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(t.shape)}): is the split empty?")
     if n is not None and t.shape[0] != n:
         raise ValueError(f"{name} has {t.shape[0]} rows but there are {n} labels; lengths must match")
-    if bool((t < 0).any()):
+    if not t.is_floating_point() or t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float64)
+    row_sums = t.sum(dim=1)  # one pass; a NaN or inf makes its row's sum non-finite (as may an overflow)
+    if not bool(torch.isfinite(row_sums).all()) and not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).any(dim=1).sum())
+        raise ValueError(f"{name} contains NaN or inf in {bad} row(s); drop or repair them first")
+    if bool(t.amin() < 0):
         raise ValueError(f"{name} has negative entries: pass softmax probabilities, not logits")
-    err = (t.sum(dim=1) - 1).abs().max().item()
+    err = (row_sums - 1).abs().max().item()
     if err > atol:
         raise ValueError(
             f"rows of {name} must sum to 1 (largest deviation {err:.3g}): pass softmax probabilities, not logits"

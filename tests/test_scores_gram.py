@@ -227,3 +227,24 @@ def test_bad_input():
         gbc(x, y, pca_dim=0)
     with pytest.raises(ValueError, match="at least 2 samples"):
         gbc(x, np.where(np.arange(len(y)) == 0, 2, y))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_moments_match_numpy_over_many_blocks(monkeypatch, dtype):
+    """The blocked syrk pass (labels, a row subset, a shift; 7-row blocks) against plain numpy sums and products."""
+    from nclib.scores import _gram
+
+    monkeypatch.setattr(_gram, "_CHUNK", 7 * 20)
+    monkeypatch.setattr(_gram, "_CHUNK_LOW", 7 * 20)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(90, 20)) + 5.0
+    y = rng.integers(0, 3, size=90)
+    rows = np.flatnonzero(rng.random(90) < 0.6)
+    shift = x.mean(0) + 0.1
+    xt = torch.from_numpy(x).to(dtype)
+    sums, g = _gram.moments(xt, torch.from_numpy(y), 3, rows=torch.from_numpy(rows), shift=torch.from_numpy(shift))
+    z = xt.double().numpy()[rows] - shift.astype(xt.numpy().dtype)
+    rel = 1e-12 if dtype == torch.float64 else 1e-5
+    np.testing.assert_allclose(g.numpy(), z.T @ z, rtol=rel, atol=rel * np.abs(z.T @ z).max())
+    expected = np.stack([z[y[rows] == c].sum(0) for c in range(3)])
+    np.testing.assert_allclose(sums.numpy(), expected, rtol=rel, atol=rel * np.abs(z).sum(0).max())

@@ -51,8 +51,8 @@ def hscore(features: ArrayLike, labels: ArrayLike, shrinkage: bool = False) -> f
     trace = emp.trace()
     frob = (emp**2).sum()
     fourth = 0.0  # sum_i ||x_i - mu||^4, the other moment of the Ledoit-Wolf shrinkage
-    for _, blk in blocks(x, shift=shift):
-        fourth += float((((blk - mean) ** 2).sum(1) ** 2).sum())
+    for _, blk in blocks(x, shift=shift.to(torch.float64) + mean):
+        fourth += float((torch.linalg.vector_norm(blk, dim=1) ** 4).sum())
     lw_delta = float(frob - trace**2 / d) / d  # sklearn's ledoit_wolf_shrinkage
     lw_beta = min((fourth / n - float(frob)) / (d * n), lw_delta)
     a = 0.0 if lw_beta == 0 else lw_beta / lw_delta

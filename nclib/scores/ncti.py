@@ -10,21 +10,25 @@ from collections.abc import Mapping
 import torch
 
 from nclib._checks import ArrayLike, check_features, check_labels, check_min_per_class, finite_float
-from nclib.scores._gram import gram
+from nclib.scores._gram import blocks, gram, moments
 
 _PCA_DIM = 64  # PCA(n_components=64) in the reference
 _TOL = 1e-4  # rank tolerance of sklearn's LinearDiscriminantAnalysis (svd solver)
 
 
 def _pca(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact PCA to 64 dimensions: (scores N x 64, explained variances with ddof 1, descending)."""
+    """Exact PCA to 64 dimensions in float64: (scores N x 64, explained variances with ddof 1, descending)."""
     n, d = x.shape
-    xc = x - x.mean(dim=0)
-    if d <= n:
-        evals, evecs = torch.linalg.eigh(gram(xc))
+    if d <= n:  # the D x D scatter in one blocked pass about a rough mean, moved to the exact mean
+        shift = x.mean(dim=0)
+        sums, g = moments(x, shift=shift)
+        offset = sums[0] / n
+        evals, evecs = torch.linalg.eigh(g - n * torch.outer(offset, offset))
         evals, evecs = evals.flip(0)[:_PCA_DIM], evecs.flip(1)[:, :_PCA_DIM]
-        z = xc @ evecs
+        z = torch.cat([b @ evecs for _, b in blocks(x, shift=shift.to(torch.float64) + offset)])
     else:
+        xc = x.to(torch.float64)
+        xc = xc - xc.mean(dim=0)
         evals, u = torch.linalg.eigh(gram(xc.T))
         evals, u = evals.flip(0)[:_PCA_DIM], u.flip(1)[:, :_PCA_DIM]
         z = u * evals.clamp_min(0).sqrt()
@@ -81,7 +85,7 @@ def _lda_svd(z: torch.Tensor, y: torch.Tensor, means: torch.Tensor, priors: torc
 
 def _ncti_terms(x: torch.Tensor, y: torch.Tensor, counts: torch.Tensor) -> tuple[float, float, float]:
     """The reference's three per-model terms: (||Z~||_*, mean p(y_i | x_i), log sum_c ||P_c||_*)."""
-    z, explained = _pca(x.to(torch.float64))
+    z, explained = _pca(x)
     priors = counts / counts.sum()
     means = torch.zeros(counts.shape[0], z.shape[1], dtype=z.dtype, device=z.device).index_add_(0, y, z)
     means /= counts[:, None]

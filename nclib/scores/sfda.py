@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import torch
 
 from nclib._checks import ArrayLike, check_features, check_labels, check_min_per_class, finite_float
-from nclib.scores._gram import gram
+from nclib.scores._gram import gram_sum
 
 _CHUNK = 8192  # rows per step: bounds the float64 temporaries to CHUNK x D
 
@@ -50,11 +50,7 @@ def _fisher_probs(
     for xb, yb in _blocks(x, y, mix):
         means.index_add_(0, yb, xb)
     means /= counts[:, None]
-    sw = torch.zeros(d, d, dtype=torch.float64, device=x.device)
-    for xb, yb in _blocks(x, y, mix):
-        xc = xb - means[yb]
-        sw += gram(xc)
-    sw /= n
+    sw = gram_sum(xb - means[yb] for xb, yb in _blocks(x, y, mix)) / n
     if shrinkage is None:
         shrinkage = max(math.exp(-5 * _largest_eigenvalue(sw)), 1e-10)
     sw_shrunk = (1 - shrinkage) * sw

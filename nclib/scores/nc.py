@@ -8,7 +8,7 @@ import torch
 
 from nclib._checks import ArrayLike, check_features, check_labels, check_min_per_class, finite_float
 
-_CHUNK = 1 << 17  # elements per step (1 MiB in float64): the step's buffers stay in the core's cache
+_CHUNK = 1 << 18  # elements per step (2 MiB in float64): buffers stay in cache, few Python steps
 
 
 def nc(features: ArrayLike, labels: ArrayLike, variant: Literal["paper", "demo"] = "paper") -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import scipy.linalg
 import torch
 
 from nclib._checks import ArrayLike, check_features, check_labels, check_min_per_class, finite_float
@@ -16,6 +17,19 @@ _PCA_DIM = 64  # PCA(n_components=64) in the reference
 _TOL = 1e-4  # rank tolerance of sklearn's LinearDiscriminantAnalysis (svd solver)
 
 
+def _top_eigh(a: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest eigenvalues (descending) and their eigenvectors of the symmetric float64 matrix ``a``.
+
+    On CPU only those k are computed (LAPACK dsyevr, 0.4 s instead of 0.7 s at D = 2,048); elsewhere torch's eigh.
+    """
+    if a.device.type != "cpu" or k >= a.shape[0]:
+        evals, evecs = torch.linalg.eigh(a)
+        return evals.flip(0)[:k], evecs.flip(1)[:, :k]
+    m = a.shape[0]
+    evals, evecs = scipy.linalg.eigh(a.numpy(), subset_by_index=[m - k, m - 1], driver="evr")
+    return torch.from_numpy(evals[::-1].copy()), torch.from_numpy(evecs[:, ::-1].copy())
+
+
 def _pca(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact PCA to 64 dimensions in float64: (scores N x 64, explained variances with ddof 1, descending)."""
     n, d = x.shape
@@ -23,14 +37,12 @@ def _pca(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shift = x.mean(dim=0)
         sums, g = moments(x, shift=shift)
         offset = sums[0] / n
-        evals, evecs = torch.linalg.eigh(g - n * torch.outer(offset, offset))
-        evals, evecs = evals.flip(0)[:_PCA_DIM], evecs.flip(1)[:, :_PCA_DIM]
+        evals, evecs = _top_eigh(g - n * torch.outer(offset, offset), _PCA_DIM)
         z = torch.cat([b @ evecs for _, b in blocks(x, shift=shift.to(torch.float64) + offset)])
     else:
         xc = x.to(torch.float64)
         xc = xc - xc.mean(dim=0)
-        evals, u = torch.linalg.eigh(gram(xc.T))
-        evals, u = evals.flip(0)[:_PCA_DIM], u.flip(1)[:, :_PCA_DIM]
+        evals, u = _top_eigh(gram(xc.T), _PCA_DIM)
         z = u * evals.clamp_min(0).sqrt()
     return z, evals / (n - 1)
 
@@ -83,6 +95,18 @@ def _lda_svd(z: torch.Tensor, y: torch.Tensor, means: torch.Tensor, priors: torc
     return ((z - xbar) @ scalings)[:, : n_classes - 1], torch.softmax(logits, dim=1)
 
 
+def _nuclear_norm_sum(probs: torch.Tensor, y: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """sum_c ||P_c||_*, P_c the rows of ``probs`` of class c: one batched SVD of the P_c padded with zero rows
+    to the largest class (a zero row leaves the singular values unchanged)."""
+    order = torch.argsort(y, stable=True)
+    sizes = counts.long()
+    starts = torch.cumsum(sizes, 0) - sizes
+    slot = torch.arange(int(sizes.max()), device=y.device)
+    idx = order[(starts[:, None] + slot).clamp_max(order.numel() - 1)]  # classes x largest class
+    padded = probs[idx] * (slot < sizes[:, None])[..., None]
+    return torch.linalg.svdvals(padded).sum()
+
+
 def _ncti_terms(x: torch.Tensor, y: torch.Tensor, counts: torch.Tensor) -> tuple[float, float, float]:
     """The reference's three per-model terms: (||Z~||_*, mean p(y_i | x_i), log sum_c ||P_c||_*)."""
     z, explained = _pca(x)
@@ -96,7 +120,7 @@ def _ncti_terms(x: torch.Tensor, y: torch.Tensor, counts: torch.Tensor) -> tuple
         low, probs = _lda_eigen(z, y, means, priors, shrinkage)
     seli = torch.linalg.matrix_norm(low - low.mean(dim=0), ord="nuc")
     ncc = probs[torch.arange(z.shape[0], device=z.device), y].mean()
-    vc = sum(torch.linalg.matrix_norm(probs[y == c], ord="nuc") for c in range(counts.shape[0]))
+    vc = _nuclear_norm_sum(probs, y, counts)
     return float(seli), float(ncc), math.log(float(vc))
 
 

@@ -1,13 +1,19 @@
 """Execute the book's MyST notebooks with papermill, for `make book` and the tests.
 
 A notebook's source is ``notebooks/<name>.md`` (jupytext MyST). Its executed copy goes to
-``book/generated/<name>.ipynb``, which the book renders with execution off.
+``book/generated/<name>.ipynb``, which the book renders with execution off, and the figures and tables it saves
+to ``book/generated/figures/<name>/``. Both are kept in the profile's cache under a key of the notebook's source,
+its parameters and every file of the nclib package, so a second ``make book`` with nothing changed copies them
+back instead of executing the notebook again, and any change to the notebook, the parameters or nclib's code
+executes it anew.
 """
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -19,7 +25,8 @@ import nbformat
 import papermill
 import yaml
 
-from nclib import pipeline
+import nclib
+from nclib import cache, pipeline
 from nclib.config import Profile, load_profile
 
 KERNEL = "nclib"
@@ -67,10 +74,54 @@ def profile_of(parameters: dict) -> Profile:
     return load_profile(parameters.get("profile", "mini"), **overrides)
 
 
+def package_digest() -> str:
+    """sha256 over every file of the nclib package (relative path and bytes; caches and bytecode excluded)."""
+    h = hashlib.sha256()
+    root = Path(nclib.__file__).parent
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        h.update(f"{path.relative_to(root).as_posix()}|{path.stat().st_size}|".encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def execute_cached(source: Path, generated: Path, parameters: dict, cache_dir: Path) -> bool:
+    """Execute ``source`` into ``generated/<stem>.ipynb``, its saved files into ``generated/figures/<stem>/``,
+    unless the cache holds that execution; return whether it executed.
+
+    The key covers the notebook's text, its parameters, the kernel and :func:`package_digest`. An entry is a
+    folder renamed into place once complete, so an interrupted run leaves no partial entry.
+    """
+    source, generated = Path(source), Path(generated)
+    stem = source.stem
+    figures = generated / "figures" / stem
+    parameters = {**parameters, "figures": os.path.relpath(figures, source.parent)}
+    k = cache.key(notebook=source.read_text(), parameters=parameters, kernel=KERNEL, code=package_digest())
+    entry = Path(cache_dir) / "book" / f"{stem}-{k[:24]}"
+    if not (entry / f"{stem}.ipynb").is_file():
+        shutil.rmtree(figures, ignore_errors=True)  # a stale figure must not survive a new execution
+        execute(source, generated / f"{stem}.ipynb", parameters)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{stem}-"))
+        shutil.copy2(generated / f"{stem}.ipynb", tmp / f"{stem}.ipynb")
+        if figures.is_dir():
+            shutil.copytree(figures, tmp / "figures")
+        shutil.rmtree(entry, ignore_errors=True)
+        os.replace(tmp, entry)
+        return True
+    generated.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(entry / f"{stem}.ipynb", generated / f".{stem}.ipynb.tmp")
+    os.replace(generated / f".{stem}.ipynb.tmp", generated / f"{stem}.ipynb")
+    shutil.rmtree(figures, ignore_errors=True)
+    if (entry / "figures").is_dir():
+        shutil.copytree(entry / "figures", figures)
+    return False
+
+
 def _run(source: Path, parameters: dict) -> str:
     start = time.perf_counter()
-    execute(source, Path("book/generated") / f"{source.stem}.ipynb", parameters)
-    return f"executed {source} in {time.perf_counter() - start:.0f} s"
+    executed = execute_cached(source, Path("book/generated"), parameters, profile_of(parameters).cache_dir)
+    verb = "executed" if executed else "found executed in the cache:"
+    return f"{verb} {source} in {time.perf_counter() - start:.0f} s"
 
 
 def main(argv: list[str]) -> None:

@@ -138,6 +138,10 @@ def main(argv: list[str]) -> None:
     pipeline.build(profile_of(parameters))
     print(f"pipeline ready in {time.perf_counter() - start:.0f} s; executing {len(sources)} notebooks with "
           f"{params_file}, {jobs} at a time", flush=True)
+    # Each notebook's kernel gets its share of the cores: two kernels with a thread per core each would fight over
+    # every core, and OpenMP threads spinning at each barrier of a small op can make a notebook many times slower.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, str(max(1, (os.cpu_count() or 1) // jobs)))
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         for done in pool.map(_run, map(Path, sources), [parameters] * len(sources)):
             print(done, flush=True)

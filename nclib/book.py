@@ -11,6 +11,7 @@ executes it anew.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import multiprocessing
 import os
 import shutil
@@ -30,6 +31,8 @@ from nclib import cache, pipeline
 from nclib.config import Profile, load_profile
 
 KERNEL = "nclib"
+# Libraries whose version can change an executed notebook's numbers or figures: part of its cache key.
+RESULT_LIBRARIES = ("numpy", "scipy", "scikit-learn", "pandas", "torch", "timm", "matplotlib", "seaborn")
 HIDE_TAG = "remove-cell"  # myst-nb drops cells with this tag from the rendered page
 
 
@@ -88,14 +91,17 @@ def execute_cached(source: Path, generated: Path, parameters: dict, cache_dir: P
     """Execute ``source`` into ``generated/<stem>.ipynb``, its saved files into ``generated/figures/<stem>/``,
     unless the cache holds that execution; return whether it executed.
 
-    The key covers the notebook's text, its parameters, the kernel and :func:`package_digest`. An entry is a
+    The key covers the notebook's text, its parameters, the kernel, :func:`package_digest` and the versions of
+    ``RESULT_LIBRARIES``. An entry is a
     folder renamed into place once complete, so an interrupted run leaves no partial entry.
     """
     source, generated = Path(source), Path(generated)
     stem = source.stem
     figures = generated / "figures" / stem
     parameters = {**parameters, "figures": os.path.relpath(figures, source.parent)}
-    k = cache.key(notebook=source.read_text(), parameters=parameters, kernel=KERNEL, code=package_digest())
+    versions = {lib: importlib.metadata.version(lib) for lib in RESULT_LIBRARIES}
+    k = cache.key(notebook=source.read_text(), parameters=parameters, kernel=KERNEL, code=package_digest(),
+                  versions=versions)
     entry = Path(cache_dir) / "book" / f"{stem}-{k[:24]}"
     if not (entry / f"{stem}.ipynb").is_file():
         shutil.rmtree(figures, ignore_errors=True)  # a stale figure must not survive a new execution

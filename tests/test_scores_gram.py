@@ -248,3 +248,20 @@ def test_moments_match_numpy_over_many_blocks(monkeypatch, dtype):
     np.testing.assert_allclose(g.numpy(), z.T @ z, rtol=rel, atol=rel * np.abs(z.T @ z).max())
     expected = np.stack([z[y[rows] == c].sum(0) for c in range(3)])
     np.testing.assert_allclose(sums.numpy(), expected, rtol=rel, atol=rel * np.abs(z).sum(0).max())
+
+
+@pytest.mark.parametrize("size", [100, 600])  # full eigh below 8 k, the LAPACK subset above
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_top_eigh_matches_numpy(size, dtype):
+    from nclib.scores._gram import top_eigh
+
+    a = np.random.default_rng(size).standard_normal((2 * size, size))
+    sym = a.T @ a
+    want_vals, want_vecs = np.linalg.eigh(sym)
+    vals, vecs = top_eigh(torch.from_numpy(sym).to(dtype), 64)
+    assert vals.dtype == dtype and vecs.shape == (size, 64)
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    np.testing.assert_allclose(vals.double().numpy(), want_vals[::-1][:64], rtol=tol)
+    # eigenvectors up to sign: |<v, w>| = 1 for each pair
+    overlap = np.abs(np.sum(vecs.double().numpy() * want_vecs[:, ::-1][:, :64], axis=0))
+    np.testing.assert_allclose(overlap, 1, atol=10 * tol)

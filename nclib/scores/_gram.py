@@ -1,4 +1,4 @@
-"""Second moments shared by the Gram-based scores (LogME, H-score, TransRate, GBC, HEV).
+"""Second moments shared by the Gram-based scores (LogME, H-score, TransRate, GBC, HEV), and their top eigenpairs.
 
 The Gram is formed over blocks of rows, each block's products in ``dtype`` (float64 by default:
 a float32 Gram, even of centred rows in 256-row blocks, moves LogME, H-score and TransRate by 1e-7 to 5e-6
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import numpy as np
+import scipy.linalg
 import torch
 from scipy.linalg.blas import get_blas_funcs
 
@@ -121,7 +122,14 @@ def moments(
     return torch.from_numpy(g[:d, d:].T.copy()), _symmetric(g[:d, :d])
 
 
-def _moments_torch(x, labels, n_classes, rows, shift, dtype):
+def _moments_torch(
+    x: torch.Tensor,
+    labels: torch.Tensor | None,
+    n_classes: int,
+    rows: torch.Tensor | None,
+    shift: torch.Tensor | None,
+    dtype: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``moments`` with torch ops (GPU)."""
     sums = torch.zeros(n_classes, x.shape[1], dtype=torch.float64, device=x.device)
     g = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=x.device)
@@ -134,3 +142,17 @@ def _moments_torch(x, labels, n_classes, rows, shift, dtype):
         else:
             sums.index_add_(0, labels[s], b)
     return sums, g
+
+
+def top_eigh(a: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest eigenvalues (descending) and their eigenvectors of the symmetric matrix ``a`` (in its dtype).
+
+    On CPU, when k is at most an eighth of the size, only those k are computed (LAPACK syevr: 0.22 s instead of
+    0.35 s for 64 of 2,048 in float32); below that, and on GPU, torch's full eigh is as fast or faster.
+    """
+    if a.device.type != "cpu" or 8 * k > a.shape[0]:
+        evals, evecs = torch.linalg.eigh(a)
+        return evals.flip(0)[:k], evecs.flip(1)[:, :k]
+    m = a.shape[0]
+    evals, evecs = scipy.linalg.eigh(a.numpy(), subset_by_index=[m - k, m - 1], driver="evr")
+    return torch.from_numpy(evals[::-1].copy()), torch.from_numpy(evecs[:, ::-1].copy())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from nclib._checks import ArrayLike, check_features, check_labels, check_min_per_class, finite_float
-from nclib.scores._gram import blocks, moments
+from nclib.scores._gram import blocks, moments, top_eigh
 
 
 def gbc(features: ArrayLike, labels: ArrayLike, pca_dim: int = 64) -> float:
@@ -36,7 +36,7 @@ def gbc(features: ArrayLike, labels: ArrayLike, pca_dim: int = 64) -> float:
     sums, g = moments(x, shift=shift, dtype=x.dtype)
     mean = sums[0] / n
     scatter = g - n * torch.outer(mean, mean)
-    basis = torch.linalg.eigh(scatter.to(x.dtype)).eigenvectors[:, -k:]  # D x k, top-k principal axes
+    basis = top_eigh(scatter.to(x.dtype), k)[1]  # D x k, top-k principal axes
 
     centre = mean.to(x.dtype) @ basis
     zsum = torch.zeros(n_classes, k, dtype=torch.float64, device=x.device)

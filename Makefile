@@ -46,10 +46,12 @@ bench: venv system
 	$(BIN)/python benchmarks/bench_scores.py
 	$(BIN)/python benchmarks/bench_features.py
 
-# make book [PROFILE=mini|paper|tiny] [DEVICE=cpu|cuda]: execute every notebook on params/$(PROFILE).yaml
+# make book [PROFILE=mini|paper|tiny] [DEVICE=cpu|cuda]: check that every dataset of the profile is here (a report
+# of all that are missing stops the build before any work), execute every notebook on params/$(PROFILE).yaml
 # into book/generated/, then build the site from those copies into _build/html (warnings are errors).
 # DEVICE, when given, replaces the profile's device.
 book: venv system
+	$(BIN)/python -m nclib.data check params/$(PROFILE).yaml
 	$(BIN)/python -m ipykernel install --sys-prefix --name nclib --display-name nclib >/dev/null
 	NCLIB_DEVICE=$(DEVICE) NCLIB_CACHE=$(NCLIB_CACHE) $(BIN)/python -m nclib.book params/$(PROFILE).yaml notebooks/*.md
 	$(BIN)/python -m nclib.assignments book

@@ -5,21 +5,30 @@ A notebook's source is ``notebooks/<name>.md`` (jupytext MyST). Its executed cop
 to ``book/generated/figures/<name>/``. Both are kept in the profile's cache under a key of the notebook's source,
 its parameters and every file of the nclib package, so a second ``make book`` with nothing changed copies them
 back instead of executing the notebook again, and any change to the notebook, the parameters or nclib's code
-executes it anew.
+executes it anew; a cached notebook that is no longer a valid notebook is executed anew too, with a warning.
+
+Parameters are checked before anything runs: each must be a name that the notebook's cell tagged ``parameters``
+assigns (papermill would inject any other name silently), of the type of its default there, and the profile they
+select must load (:func:`check_parameters`).
 """
 
 from __future__ import annotations
 
+import argparse
+import ast
 import hashlib
 import importlib.metadata
+import json
 import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import jupytext
 import nbformat
@@ -28,7 +37,7 @@ import yaml
 
 import nclib
 from nclib import cache, pipeline
-from nclib.config import Profile, load_profile
+from nclib.config import Profile, did_you_mean, load_profile
 
 KERNEL = "nclib"
 # Libraries whose version can change an executed notebook's numbers or figures: part of its cache key.
@@ -41,10 +50,10 @@ def execute(source: Path, output: Path, parameters: dict | None = None, kernel: 
 
     The injected-parameters cell is tagged so the rendered page hides it, and stderr output (progress bars,
     which the terminal shows) is dropped from the page. The notebook runs with the folder of ``source`` as
-    working directory.
+    working directory. ``parameters`` are checked first (:func:`check_parameters`).
     """
     source, output = Path(source), Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    check_parameters(source, parameters or {})
     with tempfile.TemporaryDirectory() as tmp:
         unexecuted = Path(tmp) / f"{source.stem}.ipynb"
         nbformat.write(jupytext.read(source), unexecuted)
@@ -62,11 +71,56 @@ def execute(source: Path, output: Path, parameters: dict | None = None, kernel: 
             cell.metadata["tags"] = [*tags, HIDE_TAG]
         if "outputs" in cell:
             cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
-    fd, tmp_path = tempfile.mkstemp(dir=output.parent, suffix=".ipynb.tmp")
-    with os.fdopen(fd, "w") as fh:
-        nbformat.write(executed, fh)
-    os.replace(tmp_path, output)
+    cache.save_text(output, nbformat.writes(executed) + "\n")
     return output
+
+
+def notebook_parameters(source: Path) -> dict[str, Any]:
+    """Name -> default of every name that the cell tagged ``parameters`` of ``source`` assigns.
+
+    A default that is not a Python literal counts as None (any type). No such cell: no parameters.
+    """
+    defaults: dict[str, Any] = {}
+    for cell in jupytext.read(source).cells:
+        if cell.cell_type != "code" or "parameters" not in cell.metadata.get("tags", []):
+            continue
+        for node in ast.parse(cell.source).body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            for target in (t for t in targets if isinstance(t, ast.Name)):
+                try:
+                    defaults[target.id] = ast.literal_eval(node.value)
+                except ValueError:
+                    defaults[target.id] = None
+    return defaults
+
+
+def check_parameters(source: Path, parameters: dict) -> None:
+    """Raise ``ValueError`` unless every parameter is one that ``source``'s parameters cell defines, of the type of
+    its default there (an int serves for a float; a default of None takes anything), and unless the profile they
+    select loads (:func:`profile_of`, for a notebook with a ``profile`` parameter)."""
+    accepted = notebook_parameters(source)
+    for key, value in parameters.items():
+        if key not in accepted:
+            cell = f"its parameters cell defines {sorted(accepted)}" if accepted else "it has no parameters cell"
+            raise ValueError(f"unknown parameter {key!r} (value {value!r}) for notebook {source}; {cell}"
+                             f"{did_you_mean(key, accepted)}")
+        default = accepted[key]
+        if not _same_type(value, default):
+            raise ValueError(f"parameter {key!r} of notebook {source} must be {type(default).__name__} (its default "
+                             f"is {default!r}), got {value!r}")
+    if "profile" in accepted:
+        try:
+            profile_of({**accepted, **parameters})
+        except ValueError as exc:
+            raise ValueError(f"parameters of notebook {source}: {exc}") from None
+
+
+def _same_type(value: Any, default: Any) -> bool:
+    if default is None:
+        return True
+    if isinstance(value, bool) != isinstance(default, bool):
+        return False
+    return isinstance(value, int | float) if isinstance(default, float) else isinstance(value, type(default))
 
 
 def profile_of(parameters: dict) -> Profile:
@@ -92,35 +146,54 @@ def execute_cached(source: Path, generated: Path, parameters: dict, cache_dir: P
     unless the cache holds that execution; return whether it executed.
 
     The key covers the notebook's text, its parameters, the kernel, :func:`package_digest` and the versions of
-    ``RESULT_LIBRARIES``. An entry is a
-    folder renamed into place once complete, so an interrupted run leaves no partial entry.
+    ``RESULT_LIBRARIES``. An entry is a folder renamed into place once complete (:func:`nclib.cache.atomic_folder`),
+    so an interrupted run leaves no partial entry; an entry whose notebook is not a valid notebook is executed anew,
+    with a warning. ``parameters`` are checked before anything else (:func:`check_parameters`).
     """
     source, generated = Path(source), Path(generated)
     stem = source.stem
     figures = generated / "figures" / stem
+    if "figures" in parameters:
+        raise ValueError(f"parameter 'figures' (value {parameters['figures']!r}) of notebook {source} is set here, to "
+                         f"{figures}: leave it out")
     parameters = {**parameters, "figures": os.path.relpath(figures, source.parent)}
+    check_parameters(source, parameters)
     versions = {lib: importlib.metadata.version(lib) for lib in RESULT_LIBRARIES}
     k = cache.key(notebook=source.read_text(), parameters=parameters, kernel=KERNEL, code=package_digest(),
                   versions=versions)
     entry = Path(cache_dir) / "book" / f"{stem}-{k[:24]}"
-    if not (entry / f"{stem}.ipynb").is_file():
+    text = _cached_notebook(entry / f"{stem}.ipynb")
+    if text is None:
         shutil.rmtree(figures, ignore_errors=True)  # a stale figure must not survive a new execution
         execute(source, generated / f"{stem}.ipynb", parameters)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{stem}-"))
-        shutil.copy2(generated / f"{stem}.ipynb", tmp / f"{stem}.ipynb")
-        if figures.is_dir():
-            shutil.copytree(figures, tmp / "figures")
-        shutil.rmtree(entry, ignore_errors=True)
-        os.replace(tmp, entry)
+        with cache.atomic_folder(entry) as tmp:
+            shutil.copy2(generated / f"{stem}.ipynb", tmp / f"{stem}.ipynb")
+            if figures.is_dir():
+                shutil.copytree(figures, tmp / "figures")
         return True
-    generated.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(entry / f"{stem}.ipynb", generated / f".{stem}.ipynb.tmp")
-    os.replace(generated / f".{stem}.ipynb.tmp", generated / f"{stem}.ipynb")
+    cache.save_text(generated / f"{stem}.ipynb", text)
     shutil.rmtree(figures, ignore_errors=True)
     if (entry / "figures").is_dir():
         shutil.copytree(entry / "figures", figures)
     return False
+
+
+def _cached_notebook(path: Path) -> str | None:
+    """The text of the cached notebook ``path``; None if there is none or (with a warning) it is not valid."""
+    if not path.exists():
+        return None
+    try:
+        text = path.read_text()
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not a notebook")
+        nbformat.validate(data)
+    except (OSError, ValueError, nbformat.ValidationError) as exc:
+        first_line = str(exc).partition("\n")[0][:200]
+        warnings.warn(f"ignoring broken executed notebook {path} in the cache ({type(exc).__name__}: {first_line}); "
+                      f"recomputing it: the notebook is executed again", stacklevel=3)
+        return None
+    return text
 
 
 def _run(source: Path, parameters: dict) -> str:
@@ -131,15 +204,31 @@ def _run(source: Path, parameters: dict) -> str:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m nclib.book [--jobs N] PARAMS.yaml NOTEBOOK.md...``: compute the pipeline's results once
-    (:func:`nclib.pipeline.build`), then execute the notebooks into book/generated/, ``N`` at a time (default 2)."""
-    jobs = 2
-    if argv[:1] == ["--jobs"]:
-        jobs, argv = int(argv[1]), argv[2:]
-    params_file, *sources = argv
-    parameters = yaml.safe_load(Path(params_file).read_text()) or {}
+    """``python -m nclib.book [--jobs N] PARAMS.yaml NOTEBOOK.md...``: check the parameters of every notebook, compute
+    the pipeline's results once (:func:`nclib.pipeline.build`), then execute the notebooks into book/generated/,
+    ``N`` at a time (default 2).
+
+    Each notebook gets the keys of PARAMS.yaml that its parameters cell defines; a key that none defines is an error,
+    and so is ``figures`` (each notebook's is set here).
+    """
+    parser = argparse.ArgumentParser(prog="python -m nclib.book", description=main.__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=2, help="notebooks executed at a time (default 2)")
+    parser.add_argument("params_file", type=Path, metavar="PARAMS.yaml")
+    parser.add_argument("sources", type=Path, nargs="+", metavar="NOTEBOOK.md")
+    args = parser.parse_args(argv)
+    params_file, sources, jobs = args.params_file, args.sources, args.jobs
+    parameters = _read_params(params_file)
     if device := os.environ.get("NCLIB_DEVICE"):
         parameters["device"] = device
+    accepted = {source: notebook_parameters(source) for source in sources}
+    known = set().union(*accepted.values()) - {"figures"}  # set by execute_cached
+    for key, value in parameters.items():
+        if key not in known:
+            raise ValueError(f"unknown key {key!r} (value {value!r}) in {params_file}; for these notebooks it may set "
+                             f"{sorted(known)}{did_you_mean(key, known)}")
+    each = [{k: v for k, v in parameters.items() if k in accepted[source]} for source in sources]
+    for source, params in zip(sources, each, strict=True):
+        check_parameters(source, params)
     start = time.perf_counter()
     pipeline.build(profile_of(parameters))
     print(f"pipeline ready in {time.perf_counter() - start:.0f} s; executing {len(sources)} notebooks with "
@@ -149,8 +238,19 @@ def main(argv: list[str]) -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(max(1, (os.cpu_count() or 1) // jobs)))
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for done in pool.map(_run, map(Path, sources), [parameters] * len(sources)):
+        for done in pool.map(_run, sources, each):
             print(done, flush=True)
+
+
+def _read_params(path: Path) -> dict:
+    """The mapping a params file holds (an empty file: no parameters)."""
+    try:
+        parameters = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"params file {path} is not valid YAML: {exc}") from None
+    if not isinstance(parameters, dict | None):
+        raise ValueError(f"params file {path} must be a YAML mapping of parameter names, got {parameters!r}")
+    return parameters or {}
 
 
 if __name__ == "__main__":

@@ -5,15 +5,18 @@
     if arrays is None:
         save_arrays(path, features=f)   # temp file in the same folder + os.replace
 
-A write either leaves the complete new file or, if it fails, the previous file untouched.
+A write either leaves the complete new file or, if it fails, the previous file untouched and no temp file; a
+folder that cannot be written (read-only, full, not a folder) raises an ``OSError`` that names the file and the fix.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import warnings
 import zipfile
@@ -68,21 +71,79 @@ def _digest(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def _write_error(path: Path, exc: OSError) -> OSError:
+    """``exc`` (same errno, hence the same class) with a message naming ``path`` and what to do."""
+    reason = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc.strerror or str(exc)
+    message = (f"cannot write {path} ({reason}); free some space or fix the permissions of {path.parent}, or set "
+               f"NCLIB_CACHE to a writable folder with free space")
+    return OSError(exc.errno, message) if exc.errno is not None else OSError(message)
+
+
 @contextlib.contextmanager
 def _atomic(path: str | os.PathLike) -> Iterator[IO[bytes]]:
     """Open a temp file next to ``path``; on success fsync and rename it over ``path``, else delete it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # held until renamed: remove_stale_temps leaves a live write alone
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+            os.replace(tmp, path)
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from exc
+        raise
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> int:
+    """Delete the temp files that writes killed midway (SIGKILL, power loss) left under ``folder``; return how many.
+
+    A write in progress holds a lock on its temp file (see :func:`_atomic`), so it is left alone: this is safe
+    while other processes write the same cache.
+    """
+    removed = 0
+    for tmp in Path(folder).rglob(".*.tmp"):
+        if not tmp.is_file():
+            continue
+        try:
+            with open(tmp, "rb") as f:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.fstat(f.fileno()).st_ino == os.stat(tmp).st_ino:  # still that file, not a new one
+                    os.unlink(tmp)
+                    removed += 1
+        except (BlockingIOError, FileNotFoundError):  # a live write, or gone already
+            continue
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temp folder next to ``path`` to fill; on success it replaces ``path``, else it is deleted.
+
+    Write errors are reported as by :func:`save_arrays`.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+    try:
+        yield tmp
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from exc
         raise
 
 
@@ -101,21 +162,25 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
     if not path.exists():
         return None
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:  # closed even when not a zip
             arrays = {name: z[name] for name in z.files}
         stored = str(arrays.pop(CHECKSUM))
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        warnings.warn(f"ignoring unreadable cache file {path} ({exc!r}); it will be recomputed", stacklevel=2)
+        _warn_corrupt(path, repr(exc))
         return None
     if stored != _digest(arrays):
-        warnings.warn(f"ignoring cache file {path}: checksum mismatch; it will be recomputed", stacklevel=2)
+        _warn_corrupt(path, "checksum mismatch: its bytes changed after it was written")
         return None
     return arrays
 
 
 def save_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as JSON atomically (NaN and inf are refused)."""
-    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False)
+    save_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False))
+
+
+def save_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) atomically."""
     with _atomic(path) as f:
         f.write(text.encode())
 
@@ -128,5 +193,11 @@ def load_json(path: str | os.PathLike) -> Any | None:
     try:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        warnings.warn(f"ignoring unreadable cache file {path} ({exc!r}); it will be recomputed", stacklevel=2)
+        _warn_corrupt(path, repr(exc))
         return None
+
+
+def _warn_corrupt(path: Path, reason: str) -> None:
+    """The warning for a cache file that is not used: where, what is wrong with it, and that it is recomputed."""
+    warnings.warn(f"ignoring unreadable cache file {path} ({reason}); recomputing it: the recomputed result "
+                  f"replaces the file", stacklevel=3)

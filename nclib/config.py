@@ -7,12 +7,14 @@ Sections 4.1-4.3 of the paper. Both go through the same code; only this configur
     profile = load_profile("paper", image__input_size=32)     # "__" reaches into a section
     profile = load_profile("my.yaml", train={"epochs": 5})    # a path; a dict merges into a section
 
-Unknown or missing keys and values of the wrong type raise ``ValueError`` naming the key.
+Unknown or missing keys, values of the wrong type, unknown profiles and unknown zoo models raise one ``ValueError``
+naming the key, the value and the valid choices.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import types
 import typing
@@ -119,10 +121,14 @@ def load_profile(name_or_path: str | os.PathLike | None = None, **overrides: Any
         path = PROFILE_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
             known = available_profiles()
-            raise ValueError(f"unknown profile {str(name_or_path)!r}; available: {known} or a path to a .yaml file")
+            raise ValueError(f"unknown profile {str(name_or_path)!r}; available: {known} or a path to a .yaml file"
+                             f"{did_you_mean(name_or_path, known)}")
     elif not path.is_file():
         raise ValueError(f"profile file {path} does not exist")
-    data = yaml.safe_load(path.read_text())
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"profile {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"profile {path} must be a YAML mapping, got {type(data).__name__}")
     env = {"data_root": os.environ.get("NCLIB_DATA_ROOT"), "cache_dir": os.environ.get("NCLIB_CACHE")}
@@ -142,7 +148,12 @@ def _set(data: dict, keys: list[str], value: Any) -> None:
     """Set ``data[k0][k1]... = value``; a dict value is merged into an existing section."""
     for i, key in enumerate(keys[:-1]):
         if not isinstance(data.get(key), dict):
-            raise ValueError(f"unknown profile section {'.'.join(keys[: i + 1])!r} in override {'__'.join(keys)}")
+            where, override = ".".join(keys[: i + 1]), f"{'__'.join(keys)}={value!r}"
+            if key in data:
+                raise ValueError(f"profile key {where!r} (value {data[key]!r}) is not a section; override {override}")
+            sections = sorted(k for k, v in data.items() if isinstance(v, dict))
+            raise ValueError(f"unknown profile section {where!r} in override {override}; sections there: {sections}"
+                             f"{did_you_mean(key, sections)}")
         data = data[key]
     last = keys[-1]
     if isinstance(value, dict) and isinstance(data.get(last), dict):
@@ -156,12 +167,14 @@ def _build(cls: type, data: Any, where: str) -> Any:
     """Build dataclass ``cls`` from a dict, checking keys and value types recursively."""
     name = where or "profile"
     if not isinstance(data, dict):
-        raise ValueError(f"{name} must be a mapping, got {data!r}")
+        raise ValueError(f"{f'profile key {where!r}' if where else 'a profile'} must be a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"unknown profile key {_dot(where, unknown[0])!r}; allowed in {name}: {sorted(fields)}")
+        bad = unknown[0]
+        raise ValueError(f"unknown profile key {_dot(where, bad)!r} (value {data[bad]!r}); allowed in {name}: "
+                         f"{sorted(fields)}{did_you_mean(bad, fields)}")
     missing = sorted(set(fields) - set(data))
     if missing:
         raise ValueError(f"missing profile key {_dot(where, missing[0])!r}")
@@ -200,6 +213,12 @@ def _dot(where: str, key: Any) -> str:
     return f"{where}.{key}" if where else str(key)
 
 
+def did_you_mean(name: Any, choices: typing.Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices`` to ``name``, or ``""``."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def _check(p: Profile) -> None:
     """Cross-key rules that types alone cannot express."""
     if set(p.image.split) != {"train", "val", "test"} or min(p.image.split.values()) < 1:
@@ -221,3 +240,11 @@ def _check(p: Profile) -> None:
         raise ValueError("train.seeds must list at least one seed")
     if p.device.split(":")[0] not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {p.device!r}")
+    from nclib.models.audio import ZOO_INFO as AUDIO  # here, not at the top: the model modules import torch
+    from nclib.models.image import ZOO_INFO as IMAGE
+
+    for track, zoo, known in (("image", p.image.zoo, IMAGE), ("audio", p.audio.zoo, AUDIO)):
+        for i, model in enumerate(zoo):
+            if model not in known:
+                raise ValueError(f"unknown {track} model {model!r} in profile key '{track}.zoo[{i}]'; registered "
+                                 f"{track} models: {sorted(known)}{did_you_mean(model, known)}")

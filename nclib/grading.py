@@ -11,7 +11,8 @@ output does not pass. A module-level ``PARAMETERS`` dict in the checks file repl
     python -m nclib.grading alice.ipynb                       # one submission: a score per exercise
     python -m nclib.grading submissions/ --csv grades.csv     # every submission in a folder, one process each
 
-An exercise scores the fraction of its checks that pass; the total is the sum over exercises.
+An exercise scores the fraction of its checks that pass; the total is the sum over exercises. ``sweep`` grades one
+submission under many seeds at once (it runs once), to show that a solution passes whatever the data.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import time
 import traceback
 import types
 import zlib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,16 +141,21 @@ class Report:
 
 
 class _Plugin:
-    """pytest plugin: the ``submission`` and ``rng`` fixtures, and the outcome of every check."""
+    """pytest plugin: the ``submission``, ``seed`` and ``rng`` fixtures, and the outcome of every check."""
 
-    def __init__(self, path: Path, seed: int, parameters: dict[str, Any] | None) -> None:
-        self.path, self.seed, self.parameters = path, seed, parameters
-        self.outcomes: list[tuple[str, str, bool, str]] = []  # (exercise, check, passed, message)
+    def __init__(self, path: Path, seeds: list[int], parameters: dict[str, Any] | None) -> None:
+        self.path, self.seeds, self.parameters = path, seeds, parameters
+        self.outcomes: list[tuple[str, int | None, str, bool, str]] = []  # (exercise, seed, check, passed, message)
         self.executed: Submission | None = None
-        self.graded: dict[str, str] = {}  # check id -> the function it grades
+        self.checks: dict[str, tuple[str, int | None, str]] = {}  # check id -> (function graded, seed, name)
 
     def pytest_configure(self, config) -> None:
         config.addinivalue_line("markers", "grades(name): the check grades the student's function `name`")
+
+    @pytest.hookimpl(trylast=True)  # after the checks' own parameters, so the seed's id ends the name: [...-seed7]
+    def pytest_generate_tests(self, metafunc) -> None:
+        if len(self.seeds) > 1 and "seed" in metafunc.fixturenames:  # every seeded check once per seed
+            metafunc.parametrize("seed", self.seeds, ids=[f"seed{s}" for s in self.seeds])
 
     @pytest.fixture(scope="module")
     def submission(self, request) -> Submission:
@@ -157,22 +164,29 @@ class _Plugin:
         return self.executed
 
     @pytest.fixture
-    def rng(self, request) -> np.random.Generator:
-        """Fresh data for every check: seeded by the run's seed and the check's name."""
-        return np.random.default_rng([self.seed, zlib.crc32(request.node.name.encode())])
+    def seed(self) -> int:
+        """The seed of the checks' data; a sweep parametrizes it."""
+        return self.seeds[0]
+
+    @pytest.fixture
+    def rng(self, request, seed) -> np.random.Generator:
+        """Fresh data for every check: seeded by the seed and the check's name (its name in a one-seed run)."""
+        _, _, name = self.checks[request.node.nodeid]
+        return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
     def pytest_runtest_logreport(self, report) -> None:
         if report.when == "call" or report.outcome == "failed":
-            item = report.nodeid.split("::")[-1]
             message = "" if report.passed else _last_line(report.longreprtext)
-            self.outcomes.append((self.graded[report.nodeid], item, report.passed, message))
+            self.outcomes.append((*self.checks[report.nodeid], report.passed, message))
 
     def pytest_collection_modifyitems(self, items) -> None:
         for item in items:
             marks = list(item.iter_markers("grades"))
             if len(marks) != 1:
                 raise ValueError(f"{item.nodeid}: every check needs exactly one @pytest.mark.grades(name)")
-            self.graded[item.nodeid] = marks[0].args[0]
+            seed = item.callspec.params.get("seed") if hasattr(item, "callspec") else None  # None: the only seed
+            name = item.name if seed is None else item.name.replace(f"-seed{seed}]", "]").replace(f"[seed{seed}]", "")
+            self.checks[item.nodeid] = marks[0].args[0], seed, name
 
 
 def _last_line(text: str) -> str:
@@ -193,29 +207,44 @@ def grade(
     ``assignment``: defaults to the one recorded in a generated student notebook. ``seed``: of the checks' random
     data, fresh if None. ``parameters``: notebook parameters for the run (default: the checks file's PARAMETERS).
     """
-    path = Path(path)
+    return sweep(path, [secrets.randbits(32) if seed is None else seed], assignment, parameters, checks)[0]
+
+
+def sweep(
+    path: str | os.PathLike,
+    seeds: Iterable[int],
+    assignment: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    checks: Path = CHECKS,
+) -> list[Report]:
+    """Grade one submission under each of ``seeds``: the submission runs once, every check once per seed.
+
+    Returns one Report per seed, the same as ``grade`` with that seed. Other arguments as for ``grade``.
+    """
+    path, seeds = Path(path), list(dict.fromkeys(seeds))
     assignment = assignment or assignment_of(path)
     if assignment is None:
         raise ValueError(f"{path}: say which assignment it is (--assignment); its metadata does not")
     check_file = checks / f"check_{assignment}.py"
     if not check_file.exists():
         raise ValueError(f"no checks for assignment {assignment!r}: {check_file} does not exist")
-    seed = secrets.randbits(32) if seed is None else seed
-    plugin = _Plugin(path, seed, parameters)
+    plugin = _Plugin(path, seeds, parameters)
     args = [str(check_file), "-q", "-p", "no:cacheprovider", "--rootdir", str(checks), "-c", os.devnull,
             "-W", "ignore::DeprecationWarning"]  # fmt: skip
     with contextlib.redirect_stdout(io.StringIO()) as out:
         code = pytest.main(args, plugins=[plugin])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         raise RuntimeError(f"the checks of {assignment} did not run (pytest exit code {code}):\n{out.getvalue()}")
-    report = Report(str(path), assignment, seed)
-    for exercise, check, passed, message in plugin.outcomes:
-        slot = report.exercises.setdefault(exercise, {"passed": [], "failed": []})
-        slot["passed" if passed else "failed"].append(check if passed else (check, message))
+    reports = {seed: Report(str(path), assignment, seed) for seed in seeds}
+    for exercise, seed, check, passed, message in plugin.outcomes:
+        for report in reports.values() if seed is None else [reports[seed]]:  # None: run once, for every seed
+            slot = report.exercises.setdefault(exercise, {"passed": [], "failed": []})
+            slot["passed" if passed else "failed"].append(check if passed else (check, message))
     if plugin.executed is not None:
-        report.errors, report.n_cells = plugin.executed.errors, plugin.executed.n_cells
-        report.seconds = plugin.executed.seconds
-    return report
+        for report in reports.values():
+            report.errors, report.n_cells = plugin.executed.errors, plugin.executed.n_cells
+            report.seconds = plugin.executed.seconds
+    return list(reports.values())
 
 
 def format_report(report: Report) -> str:

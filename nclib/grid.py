@@ -11,7 +11,8 @@ Use one ``cache_dir`` per ``fn``: the key covers the config, not the code.
 
 ``fn(config) -> dict`` must be importable by the workers (a module-level function, not one defined in a notebook)
 and return JSON-like data (numpy scalars and arrays are converted; NaN is refused). What ``run`` returns is what
-the files hold, so a fresh and a cached result are identical.
+the files hold, so a fresh and a cached result are identical. A result file that is not valid JSON or does not
+hold its config's run is recomputed, with a warning; one that cannot be written stops the grid with an ``OSError``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import dataclasses
 import multiprocessing
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -85,10 +87,14 @@ def run(
     for k, c in zip(keys, configs, strict=True):
         if k in results or k in todo:
             continue
-        stored = cache.load_json(cache_dir / f"{k}.json")
-        if isinstance(stored, dict) and "result" in stored:
+        path = cache_dir / f"{k}.json"
+        stored = cache.load_json(path)
+        if isinstance(stored, dict) and "result" in stored and stored.get("config") == _plain(c):
             results[k] = stored["result"]
         else:
+            if stored is not None:
+                warnings.warn(f"ignoring cache file {path}: valid JSON, but not the result of this key's config; "
+                              f"recomputing it", stacklevel=2)
             todo[k] = c
     if todo:
         own = executor is None
@@ -106,9 +112,14 @@ def run(
             for future in as_completed(futures):
                 k = futures[future]
                 try:
-                    results[k] = _save(cache_dir / f"{k}.json", todo[k], future.result())
+                    result = future.result()
                 except Exception as exc:  # reported below, once the other runs are saved
                     failures.append((todo[k], exc))
+                else:  # a cache that cannot be written (an OSError) stops the grid here
+                    try:
+                        results[k] = _save(cache_dir / f"{k}.json", todo[k], result)
+                    except ValueError as exc:  # not plain data, or NaN: a failed run too
+                        failures.append((todo[k], exc))
                 bar.update()
         except BaseException:
             if own:

@@ -294,7 +294,7 @@ def pretrain_run(config: dict[str, Any], *, data_root: str | None = None, cache_
                    epochs=pre.epochs, lr=pre.lr, batch_size=pre.batch_size, seed=profile.seed, metric="accuracy",
                    device=profile.device, save_embeddings_at=snapshot_epochs)  # fmt: skip
     weights, trajectory = _pretrain_files(profile, config)
-    cache.save_arrays(weights, **{k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
+    _save_new(weights, **{k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
     out = {"model": name, "source_task": task, "source_dataset": profile.audio.sources[task], "classes": classes,
            "params": sum(p.numel() for p in model.parameters()), "source_accuracy": res["test_metric"],
            "val_accuracy": res["val_metric"], "best_epoch": res["best_epoch"], "epochs": len(res["history"]["epoch"]),
@@ -307,9 +307,25 @@ def pretrain_run(config: dict[str, Any], *, data_root: str | None = None, cache_
             for e in sorted(emb)
         ]  # fmt: skip
         first, last = emb[min(emb)], emb[max(emb)]
-        cache.save_arrays(trajectory, first_features=first["features"], first_labels=first["labels"],
-                          last_features=last["features"], last_labels=last["labels"])  # fmt: skip
+        _save_new(trajectory, first_features=first["features"], first_labels=first["labels"],
+                  last_features=last["features"], last_labels=last["labels"])  # fmt: skip
     return out | {"wall_time_s": time.perf_counter() - start}
+
+
+def _save_new(path: Path, **arrays: np.ndarray) -> None:
+    """``cache.save_arrays`` unless ``path`` already holds exactly these arrays.
+
+    A run killed after writing its arrays but before the grid saved its JSON is run again; its identical arrays
+    then stay as they are (a finished file is never rewritten), different ones replace them.
+    """
+    old = cache.load_arrays(path)
+    same = (
+        old is not None
+        and sorted(old) == sorted(arrays)
+        and all(cache.digest([old[k]]) == cache.digest([np.asarray(a)]) for k, a in arrays.items())
+    )
+    if not same:
+        cache.save_arrays(path, **arrays)
 
 
 def _audio_model(profile: Profile, result: dict[str, Any]) -> nn.Module:
@@ -570,8 +586,10 @@ def build(profile: Profile, executor: Executor | None = None) -> None:
     """Compute, or find in the cache, every result the book's figures read, in dependency order.
 
     ``python -m nclib.book`` calls this once before it executes the notebooks side by side, so that they only
-    read the cache instead of computing the same runs twice.
+    read the cache instead of computing the same runs twice. Temp files that writes killed midway left in the
+    cache are deleted first (:func:`nclib.cache.remove_stale_temps`).
     """
+    cache.remove_stale_temps(profile.cache_dir)
     audio_zoo(profile, executor)
     for split in SPLITS:
         image_embeddings(profile, split)

@@ -16,6 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import settings
+
+# Property tests draw the same examples on every run and machine: no example database, no clock-based deadline.
+settings.register_profile("nclib", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.load_profile("nclib")
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.md"))

@@ -1,8 +1,11 @@
 """The on-disk cache: stable keys, atomic writes, and corrupt files detected instead of trusted."""
 
+import errno
 import hashlib
 import json
 import os
+import re
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -101,7 +104,10 @@ def test_pickled_arrays_are_not_loaded(tmp_path):
         cache.save_arrays(path, x=np.array([{"a": 1}], dtype=object))
 
 
-def test_failing_write_keeps_old_file_and_leaves_no_partial(tmp_path, monkeypatch):
+FIX = "set NCLIB_CACHE to a writable folder with free space"
+
+
+def test_full_disk_mid_write_keeps_old_file_and_leaves_no_partial(tmp_path, monkeypatch):
     path = tmp_path / "e.npz"
     cache.save_arrays(path, x=np.arange(3))
     real_savez = np.savez
@@ -109,29 +115,63 @@ def test_failing_write_keeps_old_file_and_leaves_no_partial(tmp_path, monkeypatc
     def half_then_fail(f, **arrays):
         real_savez(f, **arrays)
         f.truncate(f.tell() // 2)
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(np, "savez", half_then_fail)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OSError) as info:
         cache.save_arrays(path, x=np.arange(10))
     monkeypatch.undo()
+    assert info.value.errno == errno.ENOSPC
+    assert f"cannot write {path} (No space left on device)" in str(info.value) and FIX in str(info.value)
     assert os.listdir(tmp_path) == ["e.npz"]
     np.testing.assert_array_equal(cache.load_arrays(path)["x"], np.arange(3))
 
 
-def test_failing_rename_keeps_old_json(tmp_path, monkeypatch):
+def test_read_only_folder_is_named_and_left_clean(tmp_path, monkeypatch):
+    # Tests run as root, which ignores permission bits: the refusal is simulated where it would happen.
     path = tmp_path / "r.json"
     cache.save_json(path, {"acc": 0.5})
 
-    def fail(*_):
-        raise OSError("rename failed")
+    def refuse(*_, **__):
+        raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(os, "replace", fail)
-    with pytest.raises(OSError, match="rename failed"):
-        cache.save_json(path, {"acc": 0.9})
-    monkeypatch.undo()
-    assert os.listdir(tmp_path) == ["r.json"]
-    assert cache.load_json(path) == {"acc": 0.5}
+    for where in (tempfile, os):  # creating the temp file, or renaming it over the old one
+        monkeypatch.setattr(where, "mkstemp" if where is tempfile else "replace", refuse)
+        with pytest.raises(PermissionError, match=re.escape(f"cannot write {path} (Permission denied)")) as info:
+            cache.save_json(path, {"acc": 0.9})
+        monkeypatch.undo()
+        assert FIX in str(info.value)
+        assert os.listdir(tmp_path) == ["r.json"]
+        assert cache.load_json(path) == {"acc": 0.5}
+
+
+def test_a_file_where_the_cache_folder_should_be(tmp_path):
+    (tmp_path / "cache").write_text("not a folder")
+    path = tmp_path / "cache" / "embeddings" / "e.npz"
+    with pytest.raises(OSError, match=re.escape(f"cannot write {path} (")) as info:
+        cache.save_arrays(path, x=np.arange(3))
+    assert FIX in str(info.value) and str(tmp_path / "cache") in str(info.value)
+    assert (tmp_path / "cache").read_text() == "not a folder"
+
+
+def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
+    entry = tmp_path / "book" / "fig9"
+    with cache.atomic_folder(entry) as tmp:
+        (tmp / "a.txt").write_text("first")
+    assert sorted(os.listdir(entry)) == ["a.txt"]
+    full = re.escape(f"cannot write {entry} (No space left on device)")
+    with pytest.raises(OSError, match=full) as info, cache.atomic_folder(entry) as tmp:
+        (tmp / "b.txt").write_text("second")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert info.value.errno == errno.ENOSPC and FIX in str(info.value)
+    assert os.listdir(tmp_path / "book") == ["fig9"] and (entry / "a.txt").read_text() == "first"
+    with cache.atomic_folder(entry) as tmp:
+        (tmp / "b.txt").write_text("second")
+    assert os.listdir(tmp_path / "book") == ["fig9"] and sorted(os.listdir(entry)) == ["b.txt"]
+    with pytest.raises(KeyboardInterrupt), cache.atomic_folder(entry) as tmp:
+        (tmp / "c.txt").write_text("third")
+        raise KeyboardInterrupt
+    assert os.listdir(tmp_path / "book") == ["fig9"] and sorted(os.listdir(entry)) == ["b.txt"]
 
 
 def test_json_round_trip_and_corruption(tmp_path):
@@ -154,3 +194,20 @@ def test_digest_sees_dtype_shape_and_bytes():
     assert cache.digest([a]) == cache.digest([a.copy()])
     assert len({cache.digest([a]), cache.digest([a.reshape(2, 3)]), cache.digest([a.astype(np.int32)]),
                 cache.digest([a + 1]), cache.digest([a, None])}) == 5
+
+
+def test_stale_temp_files_go_and_a_live_write_stays(tmp_path):
+    """A temp file that a killed write left is deleted; one that a write in progress holds (locked) is not."""
+    (tmp_path / "runs").mkdir()
+    stale = tmp_path / "runs" / ".a.json.x1.tmp"
+    stale.write_text('{"half": ')
+    other = tmp_path / "b.json"  # not a temp file: kept
+    other.write_text("{}")
+    with cache._atomic(tmp_path / "runs" / "c.npz") as f:
+        f.write(b"in progress")
+        live = [p for p in (tmp_path / "runs").glob(".c.npz.*.tmp")]
+        assert cache.remove_stale_temps(tmp_path) == 1
+        assert not stale.exists() and live[0].exists() and other.exists()
+    assert (tmp_path / "runs" / "c.npz").read_bytes() == b"in progress"
+    assert cache.remove_stale_temps(tmp_path) == 0 and sorted(p.name for p in tmp_path.rglob("*")) == [
+        "b.json", "c.npz", "runs"]

@@ -86,17 +86,42 @@ def test_profiles_are_frozen():
 
 
 @pytest.mark.parametrize(
-    ("overrides", "key"),
+    ("overrides", "message"),
     [
-        ({"image__inpt_size": 3}, "image.inpt_size"),
-        ({"colour": 3}, "colour"),
-        ({"audio__pretrain__lr_decay": 3}, "audio.pretrain.lr_decay"),
-        ({"train": {"epoch": 3}}, "train.epoch"),
-        ({"imag__input_size": 3}, "imag"),
+        ({"image__inpt_size": 3}, "unknown profile key 'image.inpt_size' (value 3); allowed in image: ['batch_size', "
+                                  "'dataset', 'input_size', 'split', 'zoo']; did you mean 'input_size'?"),
+        ({"colour": 3}, "unknown profile key 'colour' (value 3); allowed in profile: ['audio', 'cache_dir', "
+                        "'data_root', 'device', 'image', 'name', 'seed', 'train']"),
+        ({"audio__pretrain__lr_decay": 0.1}, "unknown profile key 'audio.pretrain.lr_decay' (value 0.1); allowed in "
+                                             "audio.pretrain: ['batch_size', 'epochs', 'lr']"),
+        ({"train": {"epoch": 3}}, "unknown profile key 'train.epoch' (value 3); allowed in train: ['batch_size', "
+                                  "'epochs', 'finetune_epochs', 'finetune_train', 'lr', 'optimizer', 'patience', "
+                                  "'seeds']; did you mean 'epochs'?"),
+        ({"imag__input_size": 3}, "unknown profile section 'imag' in override imag__input_size=3; sections there: "
+                                  "['audio', 'image', 'train']; did you mean 'image'?"),
+        ({"seed__value": 3}, "profile key 'seed' (value 0) is not a section; override seed__value=3"),
+        ({"train": 5}, "profile key 'train' must be a mapping, got 5"),
     ],
 )
-def test_unknown_keys_are_named(overrides, key):
-    with pytest.raises(ValueError, match=re.escape(repr(key))):
+def test_unknown_keys_are_named_with_value_and_choices(overrides, message):
+    with pytest.raises(ValueError) as info:
+        load_profile("mini", **overrides)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"image__zoo": ["lite0", "lite3"]}, r"unknown image model 'lite3' in profile key 'image\.zoo\[1\]'; "
+                                             r"registered image models: \[.*'lite2'.*'resnet50'.*\]; did you mean"),
+        ({"audio__zoo": ["cnn_musc"]}, r"unknown audio model 'cnn_musc' in profile key 'audio\.zoo\[0\]'; registered "
+                                       r"audio models: \['cnn_music', 'cnn_speech', 'crnn_music', 'crnn_speech', "
+                                       r"'dcase_asc'\]; did you mean 'cnn_music'\?"),
+        ({"image__zoo": ["resnet"]}, r"unknown image model 'resnet'.*did you mean 'resnet50'\?"),
+    ],
+)
+def test_unknown_zoo_models_are_named(overrides, message):
+    with pytest.raises(ValueError, match=message):
         load_profile("mini", **overrides)
 
 
@@ -140,6 +165,17 @@ def test_yaml_file_path_unknown_and_missing_keys(tmp_path):
         load_profile(missing)
     with pytest.raises(ValueError, match="unknown profile 'nope'.*mini"):
         load_profile("nope")
+    with pytest.raises(ValueError, match=r"unknown profile 'mnii'; available: \['mini', 'paper'\] or a path to a "
+                                         r"\.yaml file; did you mean 'mini'\?"):
+        load_profile("mnii")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(text.replace("  n_mels: 64", "  n_mels: [64"))
+    with pytest.raises(ValueError, match=rf"profile {re.escape(str(broken))} is not valid YAML"):
+        load_profile(broken)
+    zoo = tmp_path / "zoo.yaml"
+    zoo.write_text(text.replace("zoo: [dcase_asc,", "zoo: [dcase,"))
+    with pytest.raises(ValueError, match=r"unknown audio model 'dcase' in profile key 'audio\.zoo\[0\]'"):
+        load_profile(zoo)
     with pytest.raises(ValueError, match="does not exist"):
         load_profile(tmp_path / "absent.yaml")
 

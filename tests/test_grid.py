@@ -99,6 +99,56 @@ def test_failures_are_reported_after_the_rest_is_saved(tmp_path):
             assert grid.run(configs[::2], fail_odd, tmp_path, executor=pool) == [{"i": 0}, {"i": 2}]
 
 
+def nan_result(config: dict) -> dict:
+    return {"loss": float("nan")}
+
+
+def test_a_nan_result_is_a_failed_run(tmp_path):
+    with ThreadPoolExecutor(1) as pool, pytest.raises(RuntimeError, match="1 of 1 runs failed") as info:
+        grid.run([{"i": 0}], nan_result, tmp_path, executor=pool)
+    assert isinstance(info.value.__cause__, ValueError)
+    assert os.listdir(tmp_path) == []
+
+
+def test_corrupt_result_files_are_recomputed_with_a_warning(tmp_path, serial):
+    with ThreadPoolExecutor(1) as pool:
+        grid.run(CONFIGS, tiny_run, tmp_path, executor=pool)
+    paths = [tmp_path / f"{grid.key(c)}.json" for c in CONFIGS]
+    good = [p.read_bytes() for p in paths]
+    paths[0].write_bytes(good[0][: len(good[0]) // 2])  # truncated
+    flipped = bytearray(good[1])
+    flipped[flipped.index(b'"result"') + 20] ^= 0xFF  # a byte of the result: no longer UTF-8
+    paths[1].write_bytes(bytes(flipped))
+    seed = good[2].index(b'"seed": 1')  # CONFIGS[2] has seed 1: 1 (0x31) -> 9 (0x39), still valid JSON
+    paths[2].write_bytes(good[2][: seed + 8] + b"9" + good[2][seed + 9 :])
+    calls = []
+
+    def counted(config):
+        calls.append(config)
+        return tiny_run(config)
+
+    with ThreadPoolExecutor(1) as pool, pytest.warns(UserWarning) as warned:
+        assert grid.run(CONFIGS, counted, tmp_path, executor=pool) == serial
+    messages = [str(w.message) for w in warned if "cache file" in str(w.message)]
+    assert len(messages) == 3 and all("recomputing" in m for m in messages)
+    for path, m in zip(paths[:3], messages, strict=True):
+        assert str(path) in m
+    assert "JSONDecodeError" in messages[0] and "UnicodeDecodeError" in messages[1]
+    assert "not the result of this key's config" in messages[2]
+    assert sorted(calls, key=CONFIGS.index) == CONFIGS[:3]
+    assert [p.read_bytes() for p in paths] == good  # rewritten whole
+
+
+def test_an_unwritable_cache_stops_the_grid_with_the_files_name(tmp_path):
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    with ThreadPoolExecutor(1) as pool, pytest.raises(OSError) as info:
+        grid.run([{"i": 0}, {"i": 2}], fail_odd, blocker, executor=pool)
+    message = str(info.value)
+    assert "cannot write " + str(blocker) in message and "set NCLIB_CACHE to a writable folder" in message
+    assert blocker.read_text() == "a file where the cache folder should be"
+
+
 SCRIPT = textwrap.dedent(
     """
     import sys, time
@@ -124,7 +174,7 @@ def test_killed_grid_resumes_without_recomputing(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     with open(tmp_path / "stderr.txt", "w") as err:
         proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 600  # waits for progress, not for a time: only a hung grid hits this
     while len(list(cache_dir.glob("*.json"))) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)  # the grid and its worker processes, mid-run

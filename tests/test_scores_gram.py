@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import warnings
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +15,18 @@ from sklearn.covariance import LedoitWolf
 from sklearn.decomposition import PCA
 
 from nclib.scores import gbc, hscore, transrate
+
+WIDE = "hscore: D = .* >= N - 1 = "  # the warning of the unregularised H-score when D >= N - 1
+
+
+@contextmanager
+def warns_if(expected: bool, match: str = WIDE):
+    """Assert that the block emits a UserWarning matching ``match`` exactly when ``expected``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    hits = [w for w in caught if issubclass(w.category, UserWarning) and re.search(match, str(w.message))]
+    assert bool(hits) == expected, [str(w.message) for w in caught]
 
 
 def blobs(seed: int, counts: list[int], dim: int, spread: float):
@@ -129,8 +145,10 @@ def naive_gbc(f: np.ndarray, y: np.ndarray, k: int) -> float:
 def test_matches_authors_code(name):
     x, y = case(name)
     (h, h_shrunk), trr, (g64, g8) = HSCORE[name], TRANSRATE[name], GBC[name]
-    assert hscore(x, y) == pytest.approx(h, rel=1e-8)
-    assert hscore(x, y, shrinkage=True) == pytest.approx(h_shrunk, rel=1e-8)
+    with warns_if(x.shape[1] >= x.shape[0] - 1):
+        assert hscore(x, y) == pytest.approx(h, rel=1e-8)
+    with warns_if(False):  # Ledoit-Wolf shrinkage makes the covariance invertible
+        assert hscore(x, y, shrinkage=True) == pytest.approx(h_shrunk, rel=1e-8)
     assert transrate(x, y) == pytest.approx(trr, rel=1e-8)
     # the reference's PCA output is float32, and a float32 input keeps our PCA in float32
     rel = 1e-4 if x.dtype == np.float32 else 5e-6
@@ -142,7 +160,8 @@ def test_matches_authors_code(name):
 def test_matches_naive_numpy(name):
     x, y = case(name)
     for shrinkage in (False, True):
-        assert hscore(x, y, shrinkage=shrinkage) == pytest.approx(naive_hscore(x, y, shrinkage), rel=1e-8)
+        with warns_if(not shrinkage and x.shape[1] >= x.shape[0] - 1):
+            assert hscore(x, y, shrinkage=shrinkage) == pytest.approx(naive_hscore(x, y, shrinkage), rel=1e-8)
     assert transrate(x, y) == pytest.approx(naive_transrate(x, y), rel=1e-8)
     assert transrate(x, y, eps=0.5) == pytest.approx(naive_transrate(x, y, eps=0.5), rel=1e-8)
     for k in (3, 64):
@@ -155,7 +174,18 @@ def test_hscore_is_c_minus_one_when_features_span_the_samples(counts):
     """D >= N - 1: cov(f) is invertible on the span of the centred samples, which holds every class-mean offset,
     so H = sum_c (n_c / (N - 1)) (N - 1) (1 / n_c - 1 / N) = C - 1."""
     x, y = blobs(7, counts, 60, 1.0)
-    assert hscore(x, y) == pytest.approx(len(counts) - 1, rel=1e-9)
+    with pytest.warns(UserWarning, match=f"H-score equal C - 1 = {len(counts) - 1} for any features"):
+        assert hscore(x, y) == pytest.approx(len(counts) - 1, rel=1e-9)
+
+
+@pytest.mark.parametrize(("d", "warned"), [(18, False), (19, True), (20, True)])
+def test_hscore_warns_exactly_when_d_reaches_n_minus_1(d, warned):
+    x, y = blobs(8, [8, 12], d, 0.3)  # N = 20
+    with warns_if(warned):
+        h = hscore(x, y)
+    assert (h == pytest.approx(1.0, rel=1e-9)) == warned  # C - 1 = 1 once D >= N - 1, and only then
+    with warns_if(False):
+        hscore(x, y, shrinkage=True)
 
 
 def test_transrate_one_dimension_by_hand():
@@ -206,8 +236,10 @@ def test_invariant_to_relabelling_and_sample_order(seed, n_classes, dim, data):
     x, y = blobs(seed, [9, 7, 12, 10, 8][:n_classes], dim, 1.0)  # dim 50 > N
     perm = np.array(data.draw(st.permutations(range(n_classes))))
     order = np.random.default_rng(seed).permutation(len(y))
-    for name, score in SCORES.items():
-        assert score(x[order], perm[y[order]]) == pytest.approx(score(x, y), rel=1e-7, abs=1e-12), name
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", WIDE, UserWarning)  # dim 50 > N
+        for name, score in SCORES.items():
+            assert score(x[order], perm[y[order]]) == pytest.approx(score(x, y), rel=1e-7, abs=1e-12), name
 
 
 def test_bad_input():

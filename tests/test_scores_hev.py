@@ -131,6 +131,22 @@ def test_regression_mode():
     assert hev(x, unrelated[:50], v, unrelated[50:], 3) < hev(x, t, v, tv, 3)
 
 
+def test_target_the_features_do_not_explain():
+    """A target orthogonal to the constant and to every centred feature: the evidence is maximised as alpha -> inf
+    (no head), by the noise-only model. The standardised target has ||t||^2 = N - 1 = dof, so beta = 1 and
+    E_train = (log(dof / ||t||^2) - 1 - log(2 pi)) / 2 = -(1 + log(2 pi)) / 2; E_val is the validation targets'
+    standard normal log-density. (Also what a class with one training sample can look like.)"""
+    rng = np.random.default_rng(10)
+    x, v = rng.normal(size=(30, 4)), rng.normal(size=(12, 4))
+    basis = np.linalg.qr(np.column_stack([np.ones(30), x - x.mean(0)]))[0]
+    t = rng.normal(size=30)
+    t -= basis @ (basis.T @ t)
+    tv = rng.normal(size=12)
+    terms = hev_terms(x, t, v, tv, 10)
+    assert terms["e_train"] == pytest.approx(-(1 + math.log(2 * math.pi)) / 2, abs=1e-9)
+    assert terms["e_val"] == pytest.approx(stats.norm.logpdf((tv - t.mean()) / t.std(ddof=1)).mean(), abs=1e-9)
+
+
 def test_registered_and_scored_over_a_zoo():
     score = REGISTRY["hev"]
     assert score.needs == "train_val" and score.higher_is_better
@@ -157,6 +173,8 @@ def test_registered_and_scored_over_a_zoo():
         ({"x": np.ones((2, 5)), "y": np.arange(2)}, "at least 3"),
         ({"y": np.arange(29)}, "one entry per sample"),
         ({"x": np.full((30, 5), np.nan)}, "NaN"),
+        ({"x": np.full((30, 5), 0.1)}, "same features"),
+        ({"y": np.arange(30) % 3 + 2**32, "yv": np.arange(12) % 3 + 7}, "never occur"),
         ({"n_clusters": 3}, "n_clusters is for labels=None"),
         ({"y": None, "yv": None}, "n_clusters must be"),
         ({"y": None, "yv": None, "n_clusters": 1}, "n_clusters must be"),

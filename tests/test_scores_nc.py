@@ -155,7 +155,8 @@ def test_class_with_one_sample_raises():
         (np.ones((4, 2)), np.array([0, 0, 1]), "lengths must match"),
         (np.ones((4, 2)), np.array([0.0, 0.0, 1.0, 1.0]), "must be integers"),
         (np.ones((4, 2)), np.array([1, 1, 1, 1]), "at least 2 classes"),
-        (np.ones((4, 2)), np.array([0, 0, 1, 1]), "not finite"),  # identical class means: 0 / 0
+        (np.ones((4, 2)), np.array([0, 0, 1, 1]), "same mean"),  # constant features: 0 / 0
+        (np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [0.0, -2.0]]), np.array([0, 0, 1, 1]), "same mean"),
     ],
 )
 def test_bad_input_raises(features, labels, message):

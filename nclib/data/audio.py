@@ -17,10 +17,10 @@ dataset                seconds  why
 ``synth_*``            1-2      see :mod:`nclib.data.synth`
 =====================  =======  ============================================================
 
-Paper loaders read the datasets from ``data_root/<dataset>`` (see each loader for the layout and where to
-get it): :func:`load_coswara`, :func:`load_gtzan`, :func:`load_speech_commands`,
-:func:`load_dcase2018_task1a`. :func:`audio_splits` returns the train / val / test splits of a profile's
-task, synthetic (``mini``) or real (``paper``), through one code path.
+Paper loaders read the datasets from ``data_root/<dataset>`` (layouts and where to get them: ``DATASETS``,
+checked by :func:`locate`; details in each loader's docstring): :func:`load_coswara`, :func:`load_gtzan`,
+:func:`load_speech_commands`, :func:`load_dcase2018_task1a`. :func:`audio_splits` returns the train / val / test
+splits of a profile's task, synthetic (``mini``) or real (``paper``), through one code path.
 """
 
 from __future__ import annotations
@@ -197,17 +197,69 @@ def audio_splits(profile, task: str) -> dict[str, torch.utils.data.Dataset]:
 # --------------------------------------------------------------------------------------------------------------
 # Paper loaders
 # --------------------------------------------------------------------------------------------------------------
-def _missing(dataset: str, root: Path, what: str, layout: str, get: str) -> FileNotFoundError:
+# What each loader reads from data_root/<dataset> (<root>) and where to get it, told by its error messages and by
+# ``python -m nclib.data check``.
+DATASETS = {
+    "coswara": {
+        "title": "COSWARA",
+        "layout": "  <root>/combined_data.csv                 (columns id, covid_status, testType, test_status, ...)\n"
+                  "  <root>/Extracted_data/<YYYYMMDD>/<id>/cough-heavy.wav, cough-shallow.wav, ...\n"
+                  "  (or the date folders directly under <root>)",
+        "source": "`git clone https://github.com/iiscleap/Coswara-Data` (or download it from "
+                  "https://github.com/iiscleap/Coswara-Data) and run its `python extract_data.py`, "
+                  "then extract it to <root>",
+    },
+    "gtzan": {
+        "title": "GTZAN",
+        "layout": "  <root>/genres/<genre>/<genre>.000NN.wav   genres: " + ", ".join(GTZAN_GENRES),
+        "source": "download genres.tar.gz (torchaudio.datasets.GTZAN's URL, "
+                  "http://opihi.cs.uvic.ca/sound/genres.tar.gz, or the Kaggle copy "
+                  "andradaolteanu/gtzan-dataset-music-genre-classification), then extract it to <root>",
+    },
+    "speech_commands": {
+        "title": "Speech Commands v0.02",
+        "layout": "  <root>/<word>/<speaker>_nohash_<n>.wav   (35 word folders, _background_noise_)\n"
+                  "  <root>/validation_list.txt, <root>/testing_list.txt",
+        "source": "download http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz, "
+                  "then extract it to <root>",
+    },
+    "dcase2018_task1a": {
+        "title": "DCASE 2018 task 1A",
+        "layout": "  <root>/meta.csv   (tab-separated: filename, scene_label, identifier, source_label)\n"
+                  "  <root>/audio/<scene>-<city>-<id>-<segment>-a.wav\n"
+                  "  <root>/evaluation_setup/fold1_train.txt, fold1_evaluate.txt",
+        "source": "download TUT-urban-acoustic-scenes-2018-development.meta.zip and .audio.1-13.zip from "
+                  "https://zenodo.org/record/1228142, then extract it to <root>",
+    },
+}  # fmt: skip
+DCASE_FOLD1 = {"train": "fold1_train", "test": "fold1_evaluate"}  # the official lists, evaluate returned as test
+
+
+def locate(name: str, data_root: str | Path) -> tuple[list[Path], Path | None]:
+    """The folder the loader of dataset ``name`` reads, ``data_root/<name>``, as a list, and that folder if its
+    layout is in place (None if not). File tests only; the loader may still find files missing or unreadable."""
+    root = Path(data_root) / name
+    if name == "coswara":
+        present = (root / "combined_data.csv").is_file() and bool(_coswara_folders(root))
+    elif name == "gtzan":
+        present = _gtzan_base(root) is not None
+    elif name == "speech_commands":
+        present = _speech_commands_base(root) is not None
+    elif name == "dcase2018_task1a":
+        base = _dcase_base(root)
+        present = (base / "meta.csv").is_file() and all(_dcase_list(base, stem) for stem in DCASE_FOLD1.values())
+    else:
+        raise ValueError(f"unknown audio dataset {name!r}; choose one of {sorted(DATASETS)}")
+    return [root], root if present else None
+
+
+def _missing(name: str, root: Path, what: str) -> FileNotFoundError:
+    facts = DATASETS[name]
     return FileNotFoundError(
-        f"{dataset} not found: looked for {what} in {root}.\nExpected layout:\n{layout}\n"
-        f"How to get it: {get}, then extract it to {root} (or pass data_root=... / set NCLIB_DATA_ROOT so that "
-        f"data_root/{root.name} holds it)."
+        f"{facts['title']} not found: looked for {what} in {root}.\nExpected layout:\n{facts['layout']}\n"
+        f"How to get it: {facts['source'].replace('<root>', str(root))} (or pass data_root=... / set "
+        f"NCLIB_DATA_ROOT so that data_root/{root.name} holds it)."
     )
-
-
-COSWARA_LAYOUT = """  <root>/combined_data.csv                 (columns id, covid_status, testType, test_status, ...)
-  <root>/Extracted_data/<YYYYMMDD>/<id>/cough-heavy.wav, cough-shallow.wav, ...
-  (or the date folders directly under <root>)"""
 
 
 def load_coswara(root: str | Path) -> AudioFiles:
@@ -218,15 +270,13 @@ def load_coswara(root: str | Path) -> AudioFiles:
     ``rtpcr`` and whose ``test_status`` is ``p`` with a current positive ``covid_status``
     (``COSWARA_POSITIVE``; recovered participants are left out) are positive, those with ``test_status``
     ``n`` negative; each participant contributes both cough recordings (``COSWARA_COUGHS``) that exist
-    and are not empty. Layout: ``COSWARA_LAYOUT`` (the repository's ``extract_data.py`` writes
+    and are not empty. Layout: ``DATASETS["coswara"]`` (the repository's ``extract_data.py`` writes
     ``Extracted_data``). Missing or empty files are skipped with a warning.
     """
     root = Path(root)
-    get = ("`git clone https://github.com/iiscleap/Coswara-Data` (or download it from "
-           "https://github.com/iiscleap/Coswara-Data) and run its `python extract_data.py`")  # fmt: skip
     csv = root / "combined_data.csv"
     if not csv.is_file():
-        raise _missing("COSWARA", root, "combined_data.csv", COSWARA_LAYOUT, get)
+        raise _missing("coswara", root, "combined_data.csv")
     meta = pd.read_csv(csv, dtype=str, keep_default_na=False)
     needed = {"id", "covid_status", "testType", "test_status"}
     if not needed <= set(meta.columns):
@@ -236,13 +286,9 @@ def load_coswara(root: str | Path) -> AudioFiles:
     status = meta["test_status"].str.lower().str.strip()
     positive = pcr & (status == "p") & meta["covid_status"].isin(COSWARA_POSITIVE)
     negative = pcr & (status == "n")
-    folders = {}
-    for base in (root / "Extracted_data", root):
-        for date in sorted(base.glob("20*")):
-            if date.is_dir():
-                folders.update({p.name: p for p in date.iterdir() if p.is_dir()})
+    folders = _coswara_folders(root)
     if not folders:
-        raise _missing("COSWARA", root, "date folders <YYYYMMDD>/<id>/ with the recordings", COSWARA_LAYOUT, get)
+        raise _missing("coswara", root, "date folders <YYYYMMDD>/<id>/ with the recordings")
     paths, labels, skipped = [], [], 0
     selected = positive | negative
     for pid, label in zip(meta["id"][selected], positive[selected].astype(int), strict=True):
@@ -260,6 +306,16 @@ def load_coswara(root: str | Path) -> AudioFiles:
     return AudioFiles(tuple(paths), np.asarray(labels, dtype=np.int64), ("negative", "positive"))
 
 
+def _coswara_folders(root: Path) -> dict[str, Path]:
+    """Participant id -> folder of its recordings, from the date folders in ``root/Extracted_data`` or ``root``."""
+    folders = {}
+    for base in (root / "Extracted_data", root):
+        for date in sorted(base.glob("20*")):
+            if date.is_dir():
+                folders.update({p.name: p for p in date.iterdir() if p.is_dir()})
+    return folders
+
+
 def load_gtzan(root: str | Path) -> AudioFiles:
     """GTZAN music genres (Tzanetakis & Cook 2002): 10 genres x 100 clips, 30 s at 22,050 Hz.
 
@@ -267,12 +323,9 @@ def load_gtzan(root: str | Path) -> AudioFiles:
     Files soundfile cannot open (the original ``jazz.00054.wav`` is corrupt) are skipped with a warning.
     """
     root = Path(root)
-    layout = "  <root>/genres/<genre>/<genre>.000NN.wav   genres: " + ", ".join(GTZAN_GENRES)
-    base = next((b for b in (root / "genres", root / "Data" / "genres_original") if b.is_dir()), None)
-    if base is None or not all((base / g).is_dir() for g in GTZAN_GENRES):
-        get = ("download genres.tar.gz (torchaudio.datasets.GTZAN's URL, http://opihi.cs.uvic.ca/sound/genres.tar.gz, "
-               "or the Kaggle copy andradaolteanu/gtzan-dataset-music-genre-classification)")  # fmt: skip
-        raise _missing("GTZAN", root, "genres/<genre>/ folders for all 10 genres", layout, get)
+    base = _gtzan_base(root)
+    if base is None:
+        raise _missing("gtzan", root, "genres/<genre>/ folders for all 10 genres")
     paths, labels, bad = [], [], []
     for label, genre in enumerate(GTZAN_GENRES):
         for path in sorted((base / genre).glob(f"{genre}.*.wav")):
@@ -288,6 +341,12 @@ def load_gtzan(root: str | Path) -> AudioFiles:
     return AudioFiles(tuple(paths), np.asarray(labels, dtype=np.int64), GTZAN_GENRES)
 
 
+def _gtzan_base(root: Path) -> Path | None:
+    """``root/genres`` (or Kaggle's ``root/Data/genres_original``) if it holds a folder per genre, else None."""
+    base = next((b for b in (root / "genres", root / "Data" / "genres_original") if b.is_dir()), None)
+    return base if base is not None and all((base / g).is_dir() for g in GTZAN_GENRES) else None
+
+
 def load_speech_commands(root: str | Path) -> dict[str, AudioFiles]:
     """Speech Commands v0.02 (Warden 2018): 35 words, 1 s at 16 kHz, the official train / val / test split.
 
@@ -296,13 +355,9 @@ def load_speech_commands(root: str | Path) -> dict[str, AudioFiles]:
     Classes are the word folders (``_background_noise_`` excluded); train is every clip in no list.
     """
     root = Path(root)
-    base = next((b for b in (root, root / "SpeechCommands" / "speech_commands_v0.02")
-                 if (b / "validation_list.txt").is_file()), None)  # fmt: skip
-    if base is None or not (base / "testing_list.txt").is_file():
-        layout = ("  <root>/<word>/<speaker>_nohash_<n>.wav   (35 word folders, _background_noise_)\n"
-                  "  <root>/validation_list.txt, <root>/testing_list.txt")  # fmt: skip
-        get = "download http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
-        raise _missing("Speech Commands v0.02", root, "validation_list.txt and testing_list.txt", layout, get)
+    base = _speech_commands_base(root)
+    if base is None:
+        raise _missing("speech_commands", root, "validation_list.txt and testing_list.txt")
     words = tuple(sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("_")))
     lists = {k: set((base / f).read_text().split()) for k, f in (("val", "validation_list.txt"),
                                                                 ("test", "testing_list.txt"))}  # fmt: skip
@@ -316,6 +371,13 @@ def load_speech_commands(root: str | Path) -> dict[str, AudioFiles]:
     return {k: AudioFiles(tuple(p), np.asarray(y, dtype=np.int64), words) for k, (p, y) in out.items()}
 
 
+def _speech_commands_base(root: Path) -> Path | None:
+    """``root`` (or torchaudio's folder in it) if it holds both split lists, else None."""
+    base = next((b for b in (root, root / "SpeechCommands" / "speech_commands_v0.02")
+                 if (b / "validation_list.txt").is_file()), None)  # fmt: skip
+    return base if base is not None and (base / "testing_list.txt").is_file() else None
+
+
 def load_dcase2018_task1a(root: str | Path) -> dict[str, AudioFiles]:
     """DCASE 2018 task 1A development set (TUT Urban Acoustic Scenes 2018): 10 scenes, 10 s at 48 kHz;
     fold 1's official ``train`` and ``evaluate`` (returned as ``test``) lists.
@@ -326,20 +388,13 @@ def load_dcase2018_task1a(root: str | Path) -> dict[str, AudioFiles]:
     ``audio/<file>.wav<TAB><scene>``; ``.csv`` names and a header line are accepted too).
     """
     root = Path(root)
-    base = next((b for b in (root, root / "TUT-urban-acoustic-scenes-2018-development")
-                 if (b / "meta.csv").is_file()), root)  # fmt: skip
-    layout = ("  <root>/meta.csv   (tab-separated: filename, scene_label, identifier, source_label)\n"
-              "  <root>/audio/<scene>-<city>-<id>-<segment>-a.wav\n"
-              "  <root>/evaluation_setup/fold1_train.txt, fold1_evaluate.txt")  # fmt: skip
-    get = ("download TUT-urban-acoustic-scenes-2018-development.meta.zip and .audio.1-13.zip from "
-           "https://zenodo.org/record/1228142")  # fmt: skip
+    base = _dcase_base(root)
     lists = {}
-    for split, stem in (("train", "fold1_train"), ("test", "fold1_evaluate")):
-        found = [base / "evaluation_setup" / f"{stem}.{ext}" for ext in ("txt", "csv")]
-        found = [f for f in found if f.is_file()]
-        if not (base / "meta.csv").is_file() or not found:
-            raise _missing("DCASE 2018 task 1A", root, f"meta.csv and evaluation_setup/{stem}.txt", layout, get)
-        rows = [line.split("\t") for line in found[0].read_text().splitlines() if line.strip()]
+    for split, stem in DCASE_FOLD1.items():
+        found = _dcase_list(base, stem)
+        if not (base / "meta.csv").is_file() or found is None:
+            raise _missing("dcase2018_task1a", root, f"meta.csv and evaluation_setup/{stem}.txt")
+        rows = [line.split("\t") for line in found.read_text().splitlines() if line.strip()]
         lists[split] = [(r[0].strip(), r[1].strip()) for r in rows if r[0].strip() != "filename"]
     meta = pd.read_csv(base / "meta.csv", sep="\t", dtype=str)
     if not {"filename", "scene_label"} <= set(meta.columns):
@@ -351,10 +406,22 @@ def load_dcase2018_task1a(root: str | Path) -> dict[str, AudioFiles]:
         paths = [base / f for f, _ in rows]
         missing = [p for p in paths if not p.is_file()]
         if missing:
-            raise _missing("DCASE 2018 task 1A", root, f"{len(missing)} audio files such as {missing[0]}", layout, get)
+            raise _missing("dcase2018_task1a", root, f"{len(missing)} audio files such as {missing[0]}")
         labels = [scenes.index(scene_of.get(f, s)) for f, s in rows]
         out[split] = AudioFiles(tuple(paths), np.asarray(labels, dtype=np.int64), scenes)
     return out
+
+
+def _dcase_base(root: Path) -> Path:
+    """``root``, or the unpacked development folder in it, whichever holds ``meta.csv`` (``root`` if neither)."""
+    return next((b for b in (root, root / "TUT-urban-acoustic-scenes-2018-development")
+                 if (b / "meta.csv").is_file()), root)  # fmt: skip
+
+
+def _dcase_list(base: Path, stem: str) -> Path | None:
+    """``base/evaluation_setup/<stem>.txt`` (or ``.csv``), None if neither exists."""
+    return next((f for f in (base / "evaluation_setup" / f"{stem}.{ext}" for ext in ("txt", "csv")) if f.is_file()),
+                None)  # fmt: skip
 
 
 LOADERS = {

@@ -50,6 +50,28 @@ CIFAR10_MD5 = {
 }
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
+# What each loader reads and where to get it, told by its error messages and by ``python -m nclib.data check``.
+# folder: under data_root; layout: its files (<root> = that folder); download_mb: load_image_pools downloads that
+# much when the files are missing.
+DATASETS = {
+    "fashion_mnist": {
+        "title": "Fashion-MNIST",
+        "folder": "FashionMNIST/raw",
+        "layout": "<root>/" + ", ".join(f"{n}.gz" for names in FASHION_MNIST_FILES.values() for n in names[:2])
+                  + "   (or uncompressed)",
+        "source": f"`apt-get install dataset-fashion-mnist` (files in {FASHION_MNIST_DIR}), or put the files from "
+                  f"{FASHION_MNIST_URL} in <data_root>/FashionMNIST/raw",
+        "download_mb": 30,
+    },
+    "cifar10": {
+        "title": "CIFAR-10",
+        "folder": "cifar-10-batches-py",
+        "layout": "<root>/" + ", ".join(CIFAR10_MD5) + "   (torchvision's layout)",
+        "source": f"download {CIFAR10_URL} and extract it in <data_root>",
+        "download_mb": 170,
+    },
+}  # fmt: skip
+
 
 def read_idx(path: str | Path, magic: int) -> np.ndarray:
     """Read an IDX file of unsigned bytes (gzipped or not), checking its ``magic`` number and size.
@@ -81,8 +103,7 @@ def fashion_mnist(data_root: str | Path | None = None) -> Pools:
     Read from the Debian package ``dataset-fashion-mnist``; else from torchvision's layout
     ``<data_root>/FashionMNIST/raw``; else downloaded there by ``torchvision.datasets.FashionMNIST``.
     """
-    folders = [FASHION_MNIST_DIR] + ([Path(data_root) / "FashionMNIST" / "raw"] if data_root is not None else [])
-    folder = next((f for f in folders if _fashion_files(f) is not None), None)
+    folders, folder = locate("fashion_mnist", data_root)
     if folder is None and data_root is not None:
         import torchvision
 
@@ -117,10 +138,9 @@ def _fashion_files(folder: Path) -> dict[str, Path] | None:
 
 
 def _fashion_missing(folders: Sequence[Path], why: str) -> str:
-    names = ", ".join(f"{n}.gz" for names in FASHION_MNIST_FILES.values() for n in names[:2])
-    return (f"Fashion-MNIST not found: looked in {', '.join(map(str, folders))} for {names}; {why}. "
-            f"Install it with `apt-get install dataset-fashion-mnist` (files in {FASHION_MNIST_DIR}), "
-            f"or put the files from {FASHION_MNIST_URL} in <data_root>/FashionMNIST/raw.")
+    facts = DATASETS["fashion_mnist"]
+    return (f"{facts['title']} not found in {', '.join(map(str, folders))}; {why}. Expected layout: "
+            f"{facts['layout']}. Install it with {facts['source']}.")
 
 
 def cifar10(root: str | Path, *, download: bool = False, verify: bool = True) -> Pools:
@@ -135,23 +155,23 @@ def cifar10(root: str | Path, *, download: bool = False, verify: bool = True) ->
     through an unpickler that can build nothing but numpy arrays, so even ``verify=False`` (meant
     for test fixtures and re-packed copies) cannot execute code.
     """
-    folder = Path(root) / "cifar-10-batches-py"
-    missing = [name for name in CIFAR10_MD5 if not (folder / name).is_file()]
+    facts = DATASETS["cifar10"]
+    folder = Path(root) / facts["folder"]
+    missing = _cifar_missing(folder)
     if missing and download:
         from torchvision.datasets.utils import download_url
 
         try:
             download_url(CIFAR10_URL, str(root), "cifar-10-python.tar.gz", md5=CIFAR10_TGZ_MD5)
         except OSError as exc:  # urllib's URLError and HTTPError are OSErrors: explain where the data can come from
-            raise FileNotFoundError(f"CIFAR-10 not found in {folder} and the download failed ({exc!r}). Download "
-                                    f"{CIFAR10_URL} and extract it in {root} (or pass another data_root=...).") from exc
+            raise FileNotFoundError(f"{facts['title']} not found in {folder} and the download failed ({exc!r}). "
+                                    f"How to get it: {_cifar_source(root)} (or pass another data_root=...).") from exc
         safe_extract(Path(root) / "cifar-10-python.tar.gz", root)
-        missing = [name for name in CIFAR10_MD5 if not (folder / name).is_file()]
+        missing = _cifar_missing(folder)
     if missing:
         raise FileNotFoundError(
-            f"CIFAR-10 not found: {folder} lacks {', '.join(missing)}. Expected torchvision's layout "
-            f"<root>/cifar-10-batches-py/{{data_batch_1..5, test_batch}}. Download {CIFAR10_URL} and extract "
-            f"it in {root}, or pass download=True (or another data_root=...)."
+            f"{facts['title']} not found: {folder} lacks {', '.join(missing)}. Expected layout: {facts['layout']}. "
+            f"How to get it: {_cifar_source(root)}, or pass download=True (or another data_root=...)."
         )
     batches = {}
     for name, md5 in CIFAR10_MD5.items():
@@ -165,6 +185,15 @@ def cifar10(root: str | Path, *, download: bool = False, verify: bool = True) ->
         "train": (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
         "test": batches["test_batch"],
     }
+
+
+def _cifar_missing(folder: Path) -> list[str]:
+    """The CIFAR-10 batch files that ``folder`` lacks."""
+    return [name for name in CIFAR10_MD5 if not (folder / name).is_file()]
+
+
+def _cifar_source(root: str | Path) -> str:
+    return DATASETS["cifar10"]["source"].replace("<data_root>", str(root))
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -196,13 +225,25 @@ def _cifar_batch(path: Path, raw: bytes) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
+def locate(dataset: str, data_root: str | Path | None) -> tuple[list[Path], Path | None]:
+    """The folders the loader of ``dataset`` reads, in order, and the first that holds all its files (None if
+    none does; file tests only). Fashion-MNIST's first folder is the Debian package's, then data_root's."""
+    if dataset == "fashion_mnist":
+        folders = [FASHION_MNIST_DIR] + ([] if data_root is None else [Path(data_root) / DATASETS[dataset]["folder"]])
+        return folders, next((f for f in folders if _fashion_files(f) is not None), None)
+    if dataset == "cifar10":
+        folder = Path(data_root) / DATASETS[dataset]["folder"]
+        return [folder], None if _cifar_missing(folder) else folder
+    raise ValueError(f"unknown image dataset {dataset!r}; expected one of {sorted(DATASETS)}")
+
+
 def load_image_pools(dataset: str, data_root: str | Path) -> Pools:
     """The official train and test sets of ``dataset`` (``fashion_mnist`` or ``cifar10``)."""
     if dataset == "fashion_mnist":
         return fashion_mnist(data_root)
     if dataset == "cifar10":
         return cifar10(data_root, download=True)
-    raise ValueError(f"unknown image dataset {dataset!r}; expected 'fashion_mnist' or 'cifar10'")
+    raise ValueError(f"unknown image dataset {dataset!r}; expected one of {sorted(DATASETS)}")
 
 
 def image_splits(profile: Profile) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -24,9 +24,8 @@ Its texts (counting, greetings) are words no source task uses.
 Generation is deterministic: item ``i`` of a task draws everything from ``numpy.random.default_rng((seed,
 task, i))`` and the external renderers are deterministic, so the same arguments give identical arrays.
 The espeak-ng and fluidsynth calls run in a small process pool (fork); resampling is polyphase
-(``scipy.signal.resample_poly``). ``load_synth`` caches the result as ``.npz`` under ``cache_dir/synth/``,
-written atomically (temporary file + ``os.replace``) and keyed by every argument, the generator version and
-the tools' versions.
+(``scipy.signal.resample_poly``). ``load_synth`` caches the result as a checksummed ``.npz`` under ``cache_dir/synth/``
+(:mod:`nclib.cache`), keyed by every argument, the generator version and the tools' versions.
 
 System packages: ``apt-get install -y espeak-ng fluidsynth fluid-soundfont-gm sonic-pi-samples``.
 """
@@ -44,7 +43,6 @@ import shutil
 import struct
 import subprocess
 import tempfile
-import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
@@ -54,6 +52,8 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 from tqdm.auto import tqdm
+
+from nclib import cache
 
 GENERATOR_VERSION = 1
 SECONDS = {"synth_speech": 1.0, "synth_music": 2.0, "synth_scenes": 2.0, "synth_voice_quality": 2.0}
@@ -233,23 +233,11 @@ def load_synth(name: str, cache_dir: str | os.PathLike | None, **kwargs) -> Synt
     key |= {"name": name, "version": GENERATOR_VERSION, "tools": _tool_versions(name)}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir) / "synth" / f"{name}-{digest}.npz"
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return _from_pcm16(z["pcm16"]), z["labels"].astype(np.int64), tuple(str(c) for c in z["class_names"])
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            pass  # corrupt or partial: regenerate below
+    stored = cache.load_arrays(path)  # None when missing, partial or corrupt (with a warning): regenerate
+    if stored is not None:
+        return _from_pcm16(stored["pcm16"]), stored["labels"].astype(np.int64), tuple(map(str, stored["class_names"]))
     waves, labels, names = SYNTH_TASKS[name](**kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, pcm16=_to_pcm16(waves), labels=labels, class_names=np.array(names))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    cache.save_arrays(path, pcm16=_to_pcm16(waves), labels=labels, class_names=np.array(names))
     return waves, labels, names
 
 

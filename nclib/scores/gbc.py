@@ -23,7 +23,9 @@ def gbc(features: ArrayLike, labels: ArrayLike, pca_dim: int = 64) -> float:
 
     The PCA basis is the top-k eigenvectors of the D x D scatter, formed and decomposed in the input dtype
     (the reference itself casts the PCA output to float32), blocks summed in float64.
-    features: N x D (D > N allowed); labels: N integer classes, at least 2 samples per class.
+    features: N x D (D > N allowed; constant features, every row equal, give -C (C - 1): all classes coincide);
+    labels: N integer classes (any integer codes), at least 2 samples per class. Not scale invariant (the
+    variance floor is absolute): features far below 1e-2 in scale tend to the constant-feature value -C (C - 1).
     """
     if pca_dim < 1:
         raise ValueError(f"pca_dim must be a positive integer, got {pca_dim}")

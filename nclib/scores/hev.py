@@ -7,12 +7,13 @@ import math
 import numpy as np
 import torch
 
-from nclib._checks import ArrayLike, as_tensor, check_features, check_labels, finite_float
+from nclib._checks import ArrayLike, as_tensor, check_features, check_integers, check_labels, finite_float, is_constant
 from nclib.scores._gram import moments
 
 _MAX_ITER = 200
 _TOL = 1e-10  # relative change of alpha / beta at which the fixed point has converged
 _CLUSTER_DIMS = 64  # k-means runs on the coordinates on this many leading principal directions
+_ALPHA_CAP = 1e100  # largest alpha / (beta max sigma): a head with prior precision beyond it is 0 to ~1e-100
 
 
 def hev(
@@ -62,8 +63,9 @@ def hev(
     E is averaged over target columns. HEV is unchanged by an orthogonal rotation, a common scaling or a shift
     of the features (alpha absorbs the scale, the centring the shift) and, in regression, by the target's units.
 
-    features: N x D training embeddings; val_features: M x D validation embeddings of the same model;
-    labels / val_labels: as above (validation classes must occur in training); n_params: P >= 1.
+    features: N x D training embeddings, not all rows equal (``ValueError``); val_features: M x D validation
+    embeddings of the same model; labels / val_labels: as above (classes: any integer codes; validation classes
+    must occur in training); n_params: P >= 1.
     """
     terms = hev_terms(features, labels, val_features, val_labels, n_params, n_clusters=n_clusters,
                       size_prior=size_prior, seed=seed)  # fmt: skip
@@ -86,6 +88,8 @@ def hev_terms(
     x = check_features(features).to(torch.float64)
     if x.shape[0] < 3:
         raise ValueError(f"hev needs at least 3 training samples, got {x.shape[0]}")
+    if is_constant(x):
+        raise ValueError("hev: every training sample has the same features (zero variance): there is nothing to fit")
     v = check_features(val_features, "val_features").to(device=x.device, dtype=torch.float64)
     if v.shape[1] != x.shape[1]:
         raise ValueError(f"val_features has {v.shape[1]} dimensions but features has {x.shape[1]}; same model?")
@@ -134,6 +138,7 @@ def _targets(
         if not scale > 0:
             raise ValueError("the training regression target is constant: there is nothing to predict")
         return ((t - t.mean()) / scale)[:, None], ((t_val - t.mean()) / scale)[:, None]
+    raw, raw_val = check_integers(raw, "labels"), check_integers(raw_val, "val_labels")
     check_labels(raw, n=x.shape[0])
     classes = torch.unique(raw)
     y, y_val = torch.searchsorted(classes, raw), torch.searchsorted(classes, raw_val).clamp(max=classes.numel() - 1)
@@ -172,9 +177,12 @@ def _evidence(
     """(E_train, E_val) averaged over target columns, given the principal directions of :func:`_principal`.
 
     Centring spends one of the N training samples (the intercept), so the evidence is that of the N - 1 directions
-    orthogonal to the constant vector.
+    orthogonal to the constant vector. When the features explain a target no better than noise, the maximum is at
+    alpha -> inf (the head m = 0): alpha is capped at 1e100 beta max(sigma), where the head's contribution to the
+    evidence is below 1e-100, and k log alpha - sum log(alpha + beta sigma) is summed as -sum log1p(beta sigma / alpha)
+    so that the limit stays finite.
     """
-    dof, k = x.shape[0] - 1, sigma.shape[0]
+    dof = x.shape[0] - 1
     z = basis.T @ (x.T @ t)  # k x K: coordinates of F^T t
     tt = (t**2).sum(0)
     alpha = torch.ones(t.shape[1], dtype=torch.float64, device=x.device)
@@ -183,15 +191,16 @@ def _evidence(
         mt = beta * z / (alpha + beta * sigma)  # posterior mean on the principal directions, k x K
         m2, res2 = (mt**2).sum(0), tt - 2 * (mt * z).sum(0) + (sigma * mt**2).sum(0)
         gamma = (beta * sigma / (alpha + beta * sigma)).sum(0)
-        alpha_new, beta_new = gamma / m2, (dof - gamma) / res2.clamp(min=1e-300)
+        alpha_new = torch.minimum(gamma / m2, _ALPHA_CAP * beta * sigma.max())  # gamma / 0 = inf: capped too
+        beta_new = (dof - gamma) / res2.clamp(min=1e-300)
         step = torch.maximum((alpha_new - alpha).abs() / alpha, (beta_new - beta).abs() / beta)
         alpha, beta = alpha_new, beta_new
         if bool((step <= _TOL).all()):
             break
     mt = beta * z / (alpha + beta * sigma)
     m2, res2 = (mt**2).sum(0), tt - 2 * (mt * z).sum(0) + (sigma * mt**2).sum(0)
-    log_det = torch.log(alpha + beta * sigma).sum(0)
-    e_train = (k * torch.log(alpha) + dof * torch.log(beta) - beta * res2 - alpha * m2 - log_det) / 2 / dof
+    log_det_ratio = torch.log1p(beta * sigma / alpha).sum(0)  # log det(alpha I + beta F^T F) - k log alpha
+    e_train = (dof * torch.log(beta) - beta * res2 - alpha * m2 - log_det_ratio) / 2 / dof
     e_train = e_train - math.log(2 * math.pi) / 2
 
     p = v @ basis  # M x k: validation features on the same principal directions

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from nclib._checks import ArrayLike, check_features, check_labels, finite_float
@@ -31,12 +33,26 @@ def hscore(features: ArrayLike, labels: ArrayLike, shrinkage: bool = False) -> f
     Ledoit-Wolf estimate (1 - a) S + a tr(S)/D I (S the biased covariance, a the Ledoit-Wolf shrinkage of
     ``sklearn.covariance.LedoitWolf``) and H_a = tr(inv(cov_a) (1 - a) cov(E[f | y])).
 
+    When D >= N - 1 (and the centred features have rank N - 1), cov(f) is invertible on the span of the
+    centred samples, which holds every class-mean offset, so H = C - 1 for any features: every such model
+    ties. ``hscore`` then warns (``UserWarning``); reduce D below N - 1 (e.g. PCA) or use ``shrinkage=True``.
+    Constant features (every row equal) give H = 0: both covariances are 0 (exactly: the features are centred on
+    their rough mean before the Gram), with either form.
+
     One float64-accumulated Gram of the centred features gives both covariances.
-    features: N x D (D > N allowed); labels: N integer classes.
+    features: N x D (D > N allowed); labels: N integer classes (any integer codes).
     """
     x = check_features(features)
     y, n_classes = check_labels(labels, n=x.shape[0], device=x.device)
     n, d = x.shape
+    if d >= n - 1 and not shrinkage:
+        warnings.warn(
+            f"hscore: D = {d} >= N - 1 = {n - 1}: the sample covariance is singular and its pseudo-inverse makes "
+            f"H-score equal C - 1 = {n_classes - 1} for any features of full rank, so every such model ties; "
+            "reduce D below N - 1 (e.g. with PCA), or use shrinkage=True (hscore_shrink)",
+            UserWarning,
+            stacklevel=2,
+        )
     counts = torch.bincount(y, minlength=n_classes).to(torch.float64)
     shift = x.mean(0)  # rough centring before the Gram; the exact mean comes from the float64 sums
     sums, g = moments(x, y, n_classes, shift=shift)

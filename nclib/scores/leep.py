@@ -7,7 +7,7 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
-from nclib._checks import ArrayLike, as_tensor, check_features, check_labels, check_probs, finite_float
+from nclib._checks import ArrayLike, as_tensor, check_features, check_labels, check_probs, finite_float, is_constant
 
 _CHUNK = 1 << 20  # elements per block of source probabilities (8 MiB in float64)
 
@@ -19,9 +19,11 @@ def leep(source_probs: ArrayLike, labels: ArrayLike) -> float:
     LEEP = (1/N) sum_i log sum_z P(y_i | z) theta(x_i)_z.
 
     A source class z with P(z) = 0 has theta(x_i)_z = 0 for every sample, so its P(y | z) never
-    contributes; it is set to 0 rather than 0/0.
+    contributes; it is set to 0 rather than 0/0. Uninformative probabilities (every row equal) give
+    LEEP = (1/N) sum_i log P(y_i) = -H(Y), the empirical label entropy.
 
-    source_probs: N x Z source-model probabilities (rows sum to 1); labels: N integer target classes.
+    source_probs: N x Z source-model probabilities (rows sum to 1 within 1e-3; float16 and integer one-hot
+    rows are upcast to float64); labels: N integer target classes (any integer codes).
     """
     theta = check_probs(source_probs)
     y, n_classes = check_labels(labels, n=theta.shape[0], device=theta.device)
@@ -51,10 +53,16 @@ def nleep(
     classifier's theta(x). Unlike that reference, which averages P(y_i | x_i), this keeps LEEP's log.
     Seeded by ``seed`` and deterministic on CPU.
 
-    features: N x D embeddings; labels: N integer classes.
+    features: N x D embeddings, not all rows equal (constant features leave PCA nothing to keep: ``ValueError``),
+    at least ``n_components_per_class * C`` of them; labels: N integer classes (any integer codes).
+    Not scale invariant: sklearn's covariance regulariser (1e-6) is absolute, so features far below unit scale
+    collapse into one component (N-LEEP -> -H(Y), the uninformative value), and far above it a component holding
+    one or two samples makes the fit fail with sklearn's ``ValueError`` ("ill-defined empirical covariance").
     """
     x = check_features(features)
     y, n_classes = check_labels(labels, n=x.shape[0])
+    if is_constant(x):
+        raise ValueError("nleep: every sample has the same features (zero variance), so PCA has no direction to keep")
     n_components = n_components_per_class * n_classes
     if x.shape[0] < n_components:
         raise ValueError(
@@ -73,8 +81,8 @@ def nce(source_labels: ArrayLike, labels: ArrayLike) -> float:
     NCE = -H(Y | Z) = sum_{y, z} P(y, z) log P(y | z), from the empirical joint of the target labels Y
     and the source pseudo-labels Z (e.g. the argmax of the source model's probabilities).
 
-    source_labels: N integer source classes (any values; one class is allowed);
-    labels: N integer target classes.
+    source_labels: N integer source classes (any integer codes; one class is allowed, giving NCE = -H(Y));
+    labels: N integer target classes (any integer codes).
     """
     y, n_classes = check_labels(labels)
     z = _check_source_labels(source_labels, n=y.shape[0]).to(y.device)
@@ -95,4 +103,4 @@ def _check_source_labels(z: ArrayLike, n: int) -> torch.Tensor:
         )
     if t.shape[0] != n:
         raise ValueError(f"source_labels has {t.shape[0]} entries but there are {n} labels; lengths must match")
-    return torch.unique(t, return_inverse=True)[1]
+    return torch.unique(t.to(torch.int64), return_inverse=True)[1]  # no unique kernel for unsigned int32 / 64

@@ -6,9 +6,10 @@ from typing import Literal
 
 import torch
 
-from nclib._checks import ArrayLike, check_features, check_labels, check_min_per_class, finite_float
+from nclib._checks import ArrayLike, check_features, check_labels, check_min_per_class, finite_float, is_constant
 
 _CHUNK = 1 << 18  # elements per step (2 MiB in float64): buffers stay in cache, few Python steps
+_SAME_MEAN = "nc: every class has the same mean (e.g. constant features), so the ratio's denominator is 0"
 
 
 def nc(features: ArrayLike, labels: ArrayLike, variant: Literal["paper", "demo"] = "paper") -> float:
@@ -26,13 +27,17 @@ def nc(features: ArrayLike, labels: ArrayLike, variant: Literal["paper", "demo"]
     rank models alike; for imbalanced classes (e.g. 960 / 428 coughs) the demo weights the larger
     class's spread more and the two variants can rank models differently.
 
-    features: N x D embeddings; labels: N integer classes, at least 2 samples per class.
+    features: N x D embeddings; labels: N integer classes (any integer codes), at least 2 samples per class.
+    Perfectly collapsed classes give S = 0; features whose class means all coincide (e.g. constant features) a
+    ``ValueError``.
     """
     if variant not in ("paper", "demo"):
         raise ValueError(f"variant must be 'paper' or 'demo', got {variant!r}")
     x = check_features(features)
     y, n_classes = check_labels(labels, n=x.shape[0], device=x.device)
     counts = check_min_per_class(y, n_classes, score="nc").to(torch.float64)
+    if is_constant(x):
+        raise ValueError(_SAME_MEAN)
 
     # One pass for the class sums (accumulated in float64), one for the distances, both in row chunks
     # through two reused buffers (no N x D temporary).
@@ -53,6 +58,8 @@ def nc(features: ArrayLike, labels: ArrayLike, variant: Literal["paper", "demo"]
         dist.index_add_(0, yc, torch.linalg.vector_norm(d, dim=1).to(torch.float64))
 
     between = torch.pdist(means)  # ||mu_c - mu_c'|| for c < c'
+    if not bool(between.max() > 0):
+        raise ValueError(_SAME_MEAN)
     if variant == "paper":
         return finite_float((dist / counts).sum() / between.sum(), "nc")
     return finite_float(dist.sum() / counts.sum() / between.mean(), "nc")

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import torch
 
-from nclib._checks import ArrayLike, check_features, check_labels, check_min_per_class, finite_float
+from nclib._checks import ArrayLike, check_features, check_labels, check_min_per_class, finite_float, is_constant
 from nclib.scores._gram import blocks, gram, moments, top_eigh
 
 _PCA_DIM = 64  # PCA(n_components=64) in the reference
@@ -125,7 +125,9 @@ def ncti(features_by_model: Mapping[str, ArrayLike], labels: ArrayLike) -> dict[
     PCA here is exact; the reference's sklearn PCA switches to unseeded randomized SVD on large inputs.
 
     features_by_model: model name -> N x D_m embeddings of the same N samples, min(N, D_m) >= 64;
-    labels: N integer classes, at least 2 samples per class. Needs at least 2 models.
+    labels: N integer classes (any integer codes), at least 2 samples per class. Needs at least 2 models.
+    ``ValueError`` when a model's features are constant (its shrunk within-class covariance is 0) or a term is
+    equal for every model (e.g. all models classify the target perfectly, ncc = 1): its normalisation is 0 / 0.
     """
     if len(features_by_model) < 2:
         raise ValueError(f"ncti normalises its terms across models and needs at least 2, got {len(features_by_model)}")
@@ -139,6 +141,9 @@ def ncti(features_by_model: Mapping[str, ArrayLike], labels: ArrayLike) -> dict[
             raise ValueError(f"features_by_model[{name!r}] has {x.shape[0]} rows but there are {n} labels")
         if min(x.shape) < _PCA_DIM:
             raise ValueError(f"ncti reduces features to {_PCA_DIM} dims by PCA: needs N, D >= 64, got {tuple(x.shape)}")
+        if is_constant(x):
+            raise ValueError(f"ncti: features_by_model[{name!r}] are constant (every row equal): the within-class "
+                             "covariance is singular")  # fmt: skip
         terms[name] = _ncti_terms(x, y.to(x.device), counts.to(x.device))
     table = torch.tensor(list(terms.values()), dtype=torch.float64)  # models x (seli, ncc, vc)
     low, span = table.min(dim=0).values, table.max(dim=0).values - table.min(dim=0).values

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import torch
 
-from nclib._checks import ArrayLike, check_features, check_labels, check_min_per_class, finite_float
+from nclib._checks import ArrayLike, check_features, check_labels, check_min_per_class, finite_float, is_constant
 from nclib.scores._gram import gram_sum
 
 _CHUNK = 8192  # rows per step: bounds the float64 temporaries to CHUNK x D
@@ -74,11 +74,14 @@ def sfda(features: ArrayLike, labels: ArrayLike) -> float:
     2. ConfMix: x~_i = p_i x_i + (1 - p_i) mu_out_{y_i}, mu_out_c = mean of the other C - 1 class means.
     3. Refit on x~ with the same l; score = (1/N) sum_i p(y_i | x~_i) (the reference omits the log).
 
-    features: N x D embeddings (D > N allowed); labels: N integer classes, at least 2 samples per class.
+    features: N x D embeddings (D > N allowed; constant features, every row equal, whose within-class covariance
+    is 0, give a ``ValueError``); labels: N integer classes (any integer codes), at least 2 samples per class.
     """
     x = check_features(features)
     y, n_classes = check_labels(labels, n=x.shape[0], device=x.device)
     counts = check_min_per_class(y, n_classes, score="sfda").to(torch.float64)
+    if is_constant(x):
+        raise ValueError("sfda: the features are constant (every row equal): the within-class covariance is singular")
     rows = torch.arange(x.shape[0], device=x.device)
 
     probs, means, shrinkage = _fisher_probs(x, y, counts, None, None)

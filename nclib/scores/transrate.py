@@ -34,7 +34,9 @@ def transrate(features: ArrayLike, labels: ArrayLike, eps: float = 1e-4) -> floa
     det(I_D + Z_c^T Z_c / a) = det(I_n + Z_c Z_c^T / a) (Sylvester), so many small classes cost no D x D
     factorisation each. A float32 Gram moves TransRate by up to 1e-4 relative on ill-conditioned features
     and can make I + Z^T Z / (n eps) indefinite.
-    features: N x D (D > N allowed); labels: N integer classes.
+    features: N x D (D > N allowed; constant features, every row equal, give TrR = 0: every coding rate is 0);
+    labels: N integer classes (any integer codes). Not scale invariant (eps is absolute): features far below
+    sqrt(eps) in scale tend to the constant-feature value 0.
     """
     if not eps > 0:
         raise ValueError(f"eps must be positive, got {eps}")

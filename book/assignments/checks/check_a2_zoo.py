@@ -15,13 +15,16 @@ PARAMETERS = {  # a tiny run: the checks do not use the notebook's zoo
 
 
 def zoo(rng: np.random.Generator, ties: bool) -> tuple[dict, dict]:
-    """Scores of M models (dict in shuffled order) and the performance of those and a few more models."""
+    """Scores of M models (dict in shuffled order) and the performance of those and a few more models. With ties,
+    the highest and the lowest score are each shared by models of different performance, so that the tie rule of
+    top-1 regret matters in both directions."""
     while True:
         n = int(rng.integers(5, 12))
         names = [f"model_{i}" for i in rng.permutation(100)[: n + 3]]
         perf = rng.integers(0, 5, n + 3) / 4 if ties else rng.uniform(50, 90, n + 3)
         score = rng.integers(0, 4, n) * 1.0 if ties else perf[:n] + rng.normal(scale=10, size=n)
-        if np.ptp(score) > 0 and np.ptp(perf[:n]) > 0:
+        tied_ends = all(np.ptp(perf[:n][score == end]) > 0 for end in (score.max(), score.min()))
+        if np.ptp(score) > 0 and np.ptp(perf[:n]) > 0 and (tied_ends or not ties):
             break
     scores = {names[i]: float(score[i]) for i in rng.permutation(n)}
     performance = {names[i]: float(perf[i]) for i in rng.permutation(n + 3)}

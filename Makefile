@@ -37,6 +37,7 @@ system:
 
 test: venv system
 	$(BIN)/ruff check .
+	$(BIN)/mypy nclib
 	$(BIN)/python -m pytest -q
 
 lint: venv

@@ -1,7 +1,7 @@
 """Course assignments: solution notebooks written once, student versions and book pages generated from them.
 
-A solution source is a MyST notebook ``book/assignments/a<k>_<name>.md``. Each exercise is a gated
-sphinx-exercise block, and its solution a gated block right after it::
+A solution source is a MyST notebook ``nclib/course/a<k>_<name>.md``, package data installed with nclib. Each
+exercise is a gated sphinx-exercise block, and its solution a gated block right after it::
 
     ```{exercise-start} Implement the NC score
     :label: a1-nc
@@ -23,9 +23,10 @@ instructions, are kept) and a prose answer by an empty "your answer" line. The b
 itself, unexecuted, with a link to download the student version; sphinx-togglebutton shows the solutions collapsed.
 
     python -m nclib.assignments bundle DIR   # student notebooks + README for the class, into DIR
-    python -m nclib.assignments book         # book pages into book/generated/assignments/ (git-ignored)
+    python -m nclib.assignments book         # book pages into ./book/generated/assignments/ (git-ignored)
 
 Never edit a generated file: edit the source and generate again.
+Both need jupytext (the ``course`` extra); run ``book`` at the repository root, as ``make book`` does.
 """
 
 from __future__ import annotations
@@ -37,12 +38,15 @@ import sys
 from collections.abc import Collection
 from pathlib import Path
 
-import jupytext
-import nbformat
+try:
+    import jupytext
+    import nbformat
+except ImportError as exc:
+    raise ImportError('nclib.assignments needs jupytext: install nclib with its "course" extra, e.g. '
+                      'pip install -e ".[course]" in a clone of the repository') from exc
 
-ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ROOT / "book" / "assignments"
-BOOK_PAGES = ROOT / "book" / "generated" / "assignments"
+SOURCES = Path(__file__).resolve().parent / "course"
+BOOK_PAGES = Path("book", "generated", "assignments")  # relative to the repository root
 SOLUTION_TAG = "solution"
 _DIRECTIVE = re.compile(r"^```\{(exercise|solution)-(start|end)\}[ \t]*(.*)$")
 _OPTION = re.compile(r"^:([\w-]+):[ \t]*(.*)$")
@@ -94,7 +98,7 @@ def exercises(nb: nbformat.NotebookNode, where: str = "notebook") -> dict[str, d
         if cell.cell_type == "code":
             if tagged != (solution is not None):
                 raise ValueError(f"{here}: a code cell is tagged {SOLUTION_TAG!r} iff it is inside a solution block")
-            if tagged:
+            if solution is not None:
                 found[solution]["functions"] += _functions(cell.source, here)
             continue
         for seg in _segments(cell.source, here):
@@ -149,12 +153,14 @@ def stub(source: str) -> str:
         if isinstance(node, ast.Import | ast.ImportFrom):
             out += lines[node.lineno - 1 : node.end_lineno]
             continue
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            raise ValueError(f"line {node.lineno}: a solution cell holds only imports and definitions")
         first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
         body = node.body[0]
         has_doc = isinstance(body, ast.Expr) and isinstance(body.value, ast.Constant) and isinstance(
             body.value.value, str)
         keep = body.end_lineno if has_doc else body.lineno - 1
-        indent = re.match(r"\s*", lines[body.lineno - 1]).group(0)
+        indent = lines[body.lineno - 1][: len(lines[body.lineno - 1]) - len(lines[body.lineno - 1].lstrip())]
         out += ["", ""] if out else []
         out += lines[first - 1 : keep]
         out.append(f'{indent}raise NotImplementedError("{node.name}: replace this line by your code")')

@@ -3,9 +3,10 @@
 A notebook's source is ``notebooks/<name>.md`` (jupytext MyST). Its executed copy goes to
 ``book/generated/<name>.ipynb``, which the book renders with execution off, and the figures and tables it saves
 to ``book/generated/figures/<name>/``. Both are kept in the profile's cache under a key of the notebook's source,
-its parameters and every file of the nclib package, so a second ``make book`` with nothing changed copies them
-back instead of executing the notebook again, and any change to the notebook, the parameters or nclib's code
-executes it anew; a cached notebook that is no longer a valid notebook is executed anew too, with a warning.
+its parameters and the code of the nclib modules it imports (:func:`notebook_code`), so a second ``make book``
+with nothing changed copies them back instead of executing the notebook again, and any change to the notebook, the
+parameters or that code executes it anew; a cached notebook that is no longer a valid notebook is executed anew
+too, with a warning.
 
 Parameters are checked before anything runs: each must be a name that the notebook's cell tagged ``parameters``
 assigns (papermill would inject any other name silently), of the type of its default there, and the profile they
@@ -16,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import ast
-import hashlib
 import importlib.metadata
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -35,7 +36,6 @@ import nbformat
 import papermill
 import yaml
 
-import nclib
 from nclib import cache, pipeline
 from nclib.config import Profile, did_you_mean, load_profile
 
@@ -43,6 +43,7 @@ KERNEL = "nclib"
 # Libraries whose version can change an executed notebook's numbers or figures: part of its cache key.
 RESULT_LIBRARIES = ("numpy", "scipy", "scikit-learn", "pandas", "torch", "timm", "matplotlib", "seaborn")
 HIDE_TAG = "remove-cell"  # myst-nb drops cells with this tag from the rendered page
+_MAGIC = re.compile(r"^([ \t]*)[!%].*$", re.MULTILINE)  # IPython shell and magic lines
 
 
 def execute(source: Path, output: Path, parameters: dict | None = None, kernel: str = KERNEL) -> Path:
@@ -131,21 +132,20 @@ def profile_of(parameters: dict) -> Profile:
     return load_profile(parameters.get("profile", "mini"), **overrides)
 
 
-def package_digest() -> str:
-    """sha256 over every file of the nclib package (relative path and bytes; caches and bytecode excluded)."""
-    h = hashlib.sha256()
-    root = Path(nclib.__file__).parent
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        h.update(f"{path.relative_to(root).as_posix()}|{path.stat().st_size}|".encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
+def notebook_code(source: Path) -> str:
+    """:func:`nclib.cache.code_digest` of the nclib modules the code cells of notebook ``source`` import."""
+    modules = []
+    for cell in jupytext.read(source).cells:
+        if cell.cell_type == "code":
+            modules += cache.imports(_MAGIC.sub(r"\1pass", cell.source))
+    return cache.code_digest(*sorted(set(modules)))
 
 
 def execute_cached(source: Path, generated: Path, parameters: dict, cache_dir: Path) -> bool:
     """Execute ``source`` into ``generated/<stem>.ipynb``, its saved files into ``generated/figures/<stem>/``,
     unless the cache holds that execution; return whether it executed.
 
-    The key covers the notebook's text, its parameters, the kernel, :func:`package_digest` and the versions of
+    The key covers the notebook's text, its parameters, the kernel, :func:`notebook_code` and the versions of
     ``RESULT_LIBRARIES``. An entry is a folder renamed into place once complete (:func:`nclib.cache.atomic_folder`),
     so an interrupted run leaves no partial entry; an entry whose notebook is not a valid notebook is executed anew,
     with a warning. ``parameters`` are checked before anything else (:func:`check_parameters`).
@@ -159,7 +159,7 @@ def execute_cached(source: Path, generated: Path, parameters: dict, cache_dir: P
     parameters = {**parameters, "figures": os.path.relpath(figures, source.parent)}
     check_parameters(source, parameters)
     versions = {lib: importlib.metadata.version(lib) for lib in RESULT_LIBRARIES}
-    k = cache.key(notebook=source.read_text(), parameters=parameters, kernel=KERNEL, code=package_digest(),
+    k = cache.key(notebook=source.read_text(), parameters=parameters, kernel=KERNEL, code=notebook_code(source),
                   versions=versions)
     entry = Path(cache_dir) / "book" / f"{stem}-{k[:24]}"
     text = _cached_notebook(entry / f"{stem}.ipynb")
@@ -211,7 +211,7 @@ def main(argv: list[str]) -> None:
     Each notebook gets the keys of PARAMS.yaml that its parameters cell defines; a key that none defines is an error,
     and so is ``figures`` (each notebook's is set here).
     """
-    parser = argparse.ArgumentParser(prog="python -m nclib.book", description=main.__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m nclib.book", description="Execute the book's notebooks.")
     parser.add_argument("--jobs", type=int, default=2, help="notebooks executed at a time (default 2)")
     parser.add_argument("params_file", type=Path, metavar="PARAMS.yaml")
     parser.add_argument("sources", type=Path, nargs="+", metavar="NOTEBOOK.md")

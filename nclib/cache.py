@@ -1,9 +1,13 @@
-"""A small on-disk cache: stable keys, atomic writes, corrupt files detected rather than trusted.
+"""nclib's one store: stable keys, one code digest, atomic writes, corrupt files detected rather than trusted.
 
-    k = key(model="lite0", weights=digest, split="train", code=nclib.__version__)
+    k = key(model="lite0", weights=source, split="train", code=code_digest("nclib.features"))
     arrays = load_arrays(path)          # None when missing, partial or corrupt -> recompute
     if arrays is None:
         save_arrays(path, features=f)   # temp file in the same folder + os.replace
+
+A key holds an artifact's inputs and the :func:`code_digest` of the module that makes it: the code of that module and
+of every nclib module it imports, directly or not, so editing any of them changes the key and nothing else does.
+:func:`file_digest` is the one digest of a file's bytes (downloads, wheels).
 
 A write either leaves the complete new file or, if it fails, the previous file untouched and no temp file; a
 folder that cannot be written (read-only, full, not a folder) raises an ``OSError`` that names the file and the fix.
@@ -11,8 +15,10 @@ folder that cannot be written (read-only, full, not a folder) raises an ``OSErro
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -46,6 +52,112 @@ def digest(arrays: Iterable[np.ndarray | None]) -> str:
         h.update(f"{a.dtype.str}|{a.shape}|".encode())
         h.update(a.data)
     return h.hexdigest()
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes, read in blocks (``algorithm``: "md5" where a publisher lists only that)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, lambda: hashlib.new(algorithm, usedforsecurity=False)).hexdigest()
+
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+@functools.cache
+def code_digest(*modules: str) -> str:
+    """sha256 over the code of the nclib ``modules`` (dotted names) and of every nclib module they import at module
+    level, at any depth. Imports inside functions (kept for checks and optional front ends that do not shape
+    results, such as the profile's zoo-name check) and ``TYPE_CHECKING`` imports are not followed.
+
+    Code means each file's syntax tree without docstrings: editing code changes the digest, editing comments,
+    docstrings or layout does not. Put it in the key of every artifact a module makes.
+    """
+    h = hashlib.sha256()
+    for name in sorted(_closure(modules)):
+        path = _module_file(name)
+        h.update(f"{name}\n{_code_only(path.read_text())}\n".encode())
+    return h.hexdigest()
+
+
+def _module_file(name: str) -> Path:
+    parts = name.split(".")
+    if parts[0] != PACKAGE.name:
+        raise ValueError(f"{name!r} is not an nclib module")
+    base = PACKAGE.joinpath(*parts[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    raise ValueError(f"no module {name!r} in {PACKAGE}")
+
+
+def _is_module(name: str) -> bool:
+    try:
+        _module_file(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _closure(modules: Iterable[str]) -> set[str]:
+    """The nclib modules ``modules`` import at module level, themselves included."""
+    seen: set[str] = set()
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = _module_file(name)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        todo += [m for m in _imports(ast.parse(path.read_text()), package) if m not in seen]
+    return seen
+
+
+def imports(source: str) -> list[str]:
+    """The nclib modules that Python ``source`` (absolute imports only, e.g. a notebook cell) imports."""
+    return _imports(ast.parse(source), PACKAGE.name)
+
+
+def _imports(tree: ast.AST, package: str) -> list[str]:
+    """The nclib modules a syntax tree imports (``from m import x`` names ``m.x`` where that is a module)."""
+    found = []
+    for node in _module_level(tree):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            found.append(base)
+            found += [f"{base}.{a.name}" for a in node.names if _is_module(f"{base}.{a.name}")]
+    return [m for m in found if m.split(".")[0] == PACKAGE.name and _is_module(m)]
+
+
+def _module_level(tree: ast.AST) -> Iterator[ast.stmt]:
+    """The statements run at import: the module body, into ``if`` / ``try`` / ``with`` blocks, not into functions,
+    classes or ``if TYPE_CHECKING:``."""
+    for node in getattr(tree, "body", []):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            yield from _module_level(ast.Module(body=node.orelse, type_ignores=[]))
+        elif isinstance(node, ast.If | ast.Try | ast.With):
+            yield from _module_level(node)
+            for block in ("orelse", "finalbody", "handlers"):
+                for inner in getattr(node, block, []):
+                    yield from _module_level(inner) if isinstance(inner, ast.ExceptHandler) else [inner]
+        else:
+            yield node
+
+
+def _code_only(source: str) -> str:
+    """The syntax tree of ``source`` without docstrings, as text (comments and layout are not in the tree)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0].value if node.body and isinstance(node.body[0], ast.Expr) else None
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(tree)
 
 
 def _canonical(value: Any) -> Any:

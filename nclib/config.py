@@ -183,7 +183,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     """Check ``value`` against the type hint ``tp``; lists become tuples, ints may become floats."""
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is types.UnionType:

@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import stats
 
 MEASURES_DEFAULT = ("abs_pearson", "pearson", "kendall", "weighted_kendall", "top1_regret")
+LOWER_IS_BETTER = frozenset({"top1_regret"})  # every other measure: higher is better
 
 
 def _as_pair(scores, performance) -> tuple[np.ndarray, np.ndarray]:
@@ -202,6 +203,34 @@ _BATCHED = {
 }
 
 
+def bootstrap_draws(metric: Callable[..., float], scores, performance, n: int = 2000, seed: int = 0,
+                    **kwargs) -> np.ndarray:  # fmt: skip
+    """``metric`` on each of ``n`` resamples of the M models with replacement: an array of ``n`` values.
+
+    The resamples are the rows of ``numpy.random.default_rng(seed).integers(0, M, size=(n, M))``, so every score of
+    a zoo resampled with the same seed over the same models sees the same draws (paired). A draw is undefined,
+    and NaN, when it holds fewer than 2 distinct models or ``metric`` is undefined on it (a constant score or
+    performance); summaries of the draws leave the NaN out. ``kwargs`` (e.g. ``higher_is_better``, ``k``) go to
+    ``metric``.
+    """
+    if n < 1:
+        raise ValueError(f"n must be a positive number of resamples, got {n}")
+    s, p = _as_pair(scores, performance)
+    idx = np.random.default_rng(seed).integers(0, s.size, size=(n, s.size))
+    distinct = np.ptp(idx, axis=1) > 0
+    values = np.full(n, np.nan)
+    if metric in _BATCHED:
+        rest = {key: v for key, v in kwargs.items() if key != "higher_is_better"}
+        sign = 1.0 if kwargs.get("higher_is_better", True) else -1.0
+        values[distinct] = _BATCHED[metric](sign * s[idx[distinct]], p[idx[distinct]], **rest)
+    else:
+        for i in np.flatnonzero(distinct):
+            with contextlib.suppress(ValueError):  # undefined on this resample
+                values[i] = metric(s[idx[i]], p[idx[i]], **kwargs)
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
 def bootstrap_ci(
     metric: Callable[..., float],
     scores,
@@ -213,28 +242,15 @@ def bootstrap_ci(
 ) -> tuple[float, float, float]:
     """Percentile bootstrap over models: ``(metric(scores, performance), low, high)``.
 
-    Draws ``n`` resamples of the M models with replacement (``numpy.random.default_rng(seed)``) and
-    returns the (1 - level) / 2 and (1 + level) / 2 percentiles of the metric over them. Resamples where
-    the metric is undefined (fewer than 2 distinct models, or a constant input) are skipped; if more than
-    half are, raises ``ValueError``. ``kwargs`` (e.g. ``higher_is_better``, ``k``) go to ``metric``.
+    ``low`` and ``high`` are the (1 - level) / 2 and (1 + level) / 2 percentiles of the defined draws of
+    :func:`bootstrap_draws` (undefined draws are left out); if more than half of the ``n`` draws are undefined,
+    raises ``ValueError``. ``kwargs`` (e.g. ``higher_is_better``, ``k``) go to ``metric``.
     """
-    if n < 1:
-        raise ValueError(f"n must be a positive number of resamples, got {n}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     s, p = _as_pair(scores, performance)
     point = metric(s, p, **kwargs)
-    idx = np.random.default_rng(seed).integers(0, s.size, size=(n, s.size))
-    idx = idx[np.ptp(idx, axis=1) > 0]  # at least 2 distinct models
-    if metric in _BATCHED:
-        rest = {key: v for key, v in kwargs.items() if key != "higher_is_better"}
-        sign = 1.0 if kwargs.get("higher_is_better", True) else -1.0
-        values = _BATCHED[metric](sign * s[idx], p[idx], **rest)
-    else:
-        values = np.full(len(idx), np.nan)
-        for i, row in enumerate(idx):
-            with contextlib.suppress(ValueError):  # undefined on this resample
-                values[i] = metric(s[row], p[row], **kwargs)
+    values = bootstrap_draws(metric, s, p, n, seed, **kwargs)
     values = values[np.isfinite(values)]
     if values.size * 2 < n:
         raise ValueError(
@@ -243,6 +259,12 @@ def bootstrap_ci(
         )
     low, high = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
     return float(point), float(low), float(high)
+
+
+def drop_constant(scores: pd.DataFrame) -> pd.DataFrame:
+    """``scores`` (models x scores) without the scores that take fewer than 2 distinct values over the models
+    they have a value for: such a score is constant over the zoo, and no correlation with performance is defined."""
+    return scores.loc[:, scores.nunique() > 1]
 
 
 def correlation_table(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-import nclib
 from nclib import cache
 
 Inputs = np.ndarray | torch.Tensor | Iterable[Any]
@@ -86,7 +85,7 @@ def extract(
                 if x.ndim == 4:
                     if not channels_last:
                         with torch.inference_mode(False):  # parameters must stay usable for training
-                            model.to(memory_format=torch.channels_last)
+                            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's overloads
                         channels_last = True
                     x = x.contiguous(memory_format=torch.channels_last)
                 for autocast in ([True, False] if device.type == "cuda" else [False]):
@@ -114,8 +113,8 @@ def extract(
 
 
 def cached_extract(
-    model: nn.Module,
-    inputs: Inputs,
+    model: nn.Module | Callable[[], nn.Module],
+    inputs: Inputs | Callable[[], Inputs],
     cache_dir: str | Path,
     key_parts: dict[str, Any],
     *,
@@ -126,16 +125,24 @@ def cached_extract(
 ) -> Embeddings:
     """:func:`extract`, cached in ``cache_dir/embeddings/<key>.npz``; a hit runs no model at all.
 
-    ``key_parts`` must name everything the caller controls that changes the result (model name,
-    dataset, split, preprocessing / transform, seed). Added here: the layer, a sha256 of the weights,
-    the device type (autocast on CUDA), the nclib version, and a digest of ``inputs`` when they are
-    an array or tensor. A corrupt or partial cache file is recomputed (see :mod:`nclib.cache`).
+    ``key_parts`` must name everything the caller controls that changes the result (model name, dataset, split,
+    preprocessing / transform, seed). ``model`` and ``inputs`` are either objects -- then a sha256 of the weights
+    and, for an array or tensor, a digest of the inputs join the key -- or zero-argument builders, called only on
+    a miss, so that a hit builds no model and reads no data: ``key_parts`` must then name them itself, as
+    ``weights`` (the identity of the weights' source: a wheel's checksum, the config that trained them) and
+    ``inputs`` (what the data are). Added here: the layer, the device type (autocast on CUDA) and this module's
+    code digest. A corrupt or partial cache file is recomputed (see :mod:`nclib.cache`).
     """
-    layer = layer or _penultimate(model)
-    auto = {"layer": layer, "weights": weights_hash(model), "device": torch.device(device).type,
-            "code": nclib.__version__}
+    auto: dict[str, Any] = {"layer": layer or "penultimate", "device": torch.device(device).type,
+                            "code": cache.code_digest(__name__)}  # fmt: skip
+    if isinstance(model, nn.Module):
+        auto["weights"] = weights_hash(model)
+    elif "weights" not in key_parts:
+        raise ValueError("a model builder needs key_parts['weights']: the identity of the weights it builds")
     if isinstance(inputs, np.ndarray | torch.Tensor):
         auto["inputs"] = _digest(inputs)
+    elif callable(inputs) and "inputs" not in key_parts:
+        raise ValueError("an inputs builder needs key_parts['inputs']: the identity of the data it returns")
     clash = sorted(set(auto) & set(key_parts))
     if clash:
         raise ValueError(f"key_parts must not set {clash}: cached_extract adds them itself")
@@ -143,7 +150,9 @@ def cached_extract(
     arrays = cache.load_arrays(path)
     if arrays is not None and "features" in arrays:
         return Embeddings(arrays["features"], arrays.get("probs"))
-    emb = extract(model, inputs, layer=layer, batch_size=batch_size, device=device, transform=transform)
+    net = model if isinstance(model, nn.Module) else model()
+    data = inputs() if callable(inputs) and not isinstance(inputs, np.ndarray | torch.Tensor) else inputs
+    emb = extract(net, data, layer=layer, batch_size=batch_size, device=device, transform=transform)
     cache.save_arrays(path, features=emb.features, **({} if emb.probs is None else {"probs": emb.probs}))
     return emb
 
@@ -165,7 +174,7 @@ def _digest(a: np.ndarray | torch.Tensor) -> str:
         data = np.ascontiguousarray(a)
         head = f"{data.dtype.str}|{data.shape}|"
     h = hashlib.sha256(head.encode())
-    h.update(data)
+    h.update(data.data)
     return h.hexdigest()
 
 
@@ -207,6 +216,6 @@ def _batches(inputs: Inputs, batch_size: int, desc: str) -> Iterator[torch.Tenso
         chunks: Iterable[Any] = (inputs[i : i + batch_size] for i in range(0, n, batch_size))
         total: int | None = math.ceil(n / batch_size)
     else:
-        chunks, total = inputs, (len(inputs) if hasattr(inputs, "__len__") else None)
+        chunks, total = inputs, (len(inputs) if isinstance(inputs, Sized) else None)
     for chunk in tqdm(chunks, total=total, desc=desc, unit="batch", leave=False, disable=None):
         yield torch.as_tensor(_first(chunk))

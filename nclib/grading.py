@@ -2,7 +2,7 @@
 
 A submission (a student's ``.ipynb``, a MyST ``.md`` notebook or a plain ``.py`` module) is executed cell by
 cell in one namespace: a cell that raises is recorded and the next cells still run, so one unfinished exercise
-costs only its own checks. The checks of assignment ``<name>`` are ``book/assignments/checks/check_<name>.py``:
+costs only its own checks. The checks of assignment ``<name>`` are ``nclib/course/checks/check_<name>.py``:
 pytest tests marked ``@pytest.mark.grades("function")`` that call the student's function on fresh random data
 (a new seed every run, printed so a run can be repeated) and compare it with nclib's reference, so a hard-coded
 output does not pass. A module-level ``PARAMETERS`` dict in the checks file replaces the notebook's
@@ -13,6 +13,8 @@ output does not pass. A module-level ``PARAMETERS`` dict in the checks file repl
 
 An exercise scores the fraction of its checks that pass; the total is the sum over exercises. ``sweep`` grades one
 submission under many seeds at once (it runs once), to show that a solution passes whatever the data.
+
+Grading needs pytest and jupytext: install nclib with its ``course`` extra.
 """
 
 from __future__ import annotations
@@ -36,7 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
+
+try:
+    import pytest
+except ImportError as exc:
+    raise ImportError('nclib.grading needs pytest: install nclib with its "course" extra, e.g. '
+                      'pip install -e ".[course]" in a clone of the repository') from exc
 
 from nclib.assignments import SOURCES
 

@@ -98,7 +98,7 @@ def run(
             todo[k] = c
     if todo:
         own = executor is None
-        if own:
+        if executor is None:
             cpus = os.cpu_count() or 1
             workers = max_workers or min(2, cpus)
             executor = ProcessPoolExecutor(
@@ -139,4 +139,7 @@ def run(
 
 def _save(path: Path, config: Any, result: Any) -> Any:
     cache.save_json(path, {"config": _plain(config), "result": _plain(result)})
-    return cache.load_json(path)["result"]
+    saved = cache.load_json(path)
+    if saved is None:
+        raise OSError(f"{path} was written but cannot be read back")
+    return saved["result"]

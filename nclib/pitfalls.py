@@ -10,33 +10,32 @@ the model size, the layer and the split that is scored change the verdict.
     subsets_sweep(scores, performance)                     # every sub-zoo of >= 3 models: spread and measures
 
 Correlation measures (``pearson``, ``kendall``, ...) come from ``nclib.evaluate.MEASURES``, oriented by each
-score's direction in ``nclib.scores.REGISTRY``: higher is better, except ``top1_regret`` (lower is better).
-Everything returning a table returns a tidy ``pandas.DataFrame``.
+score's direction in ``nclib.scores.REGISTRY``: higher is better, except ``nclib.evaluate.LOWER_IS_BETTER``
+(``top1_regret``). Everything returning a table returns a tidy ``pandas.DataFrame``; the figures of these tables are
+in ``nclib.plots``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from scipy import stats
 
 from nclib import cache, pipeline
 from nclib.config import Profile
-from nclib.evaluate import MEASURES
+from nclib.evaluate import LOWER_IS_BETTER, MEASURES, bootstrap_draws
 from nclib.models import build_audio, build_image
-from nclib.plots import _STYLE, _figure, _save, direction
 from nclib.scores import REGISTRY, score_zoo
+from nclib.stages.data import Track
 from nclib.train import train_linear
 
-LOWER_IS_BETTER = frozenset({"top1_regret"})  # every other measure of nclib.evaluate: higher is better
 # Per-model scores too dear to recompute many times (on mini's 3,000 x 1,280 image embeddings, N-LEEP's Gaussian
 # mixture takes minutes and GBC's per-class covariances several seconds; the others about a second or less).
 # Zoo-level NCTI and HEV (which needs validation data and sizes) are not recomputed on subsets either.
@@ -110,13 +109,11 @@ def _check_measures(measures: Sequence[str]) -> None:
         raise ValueError(f"unknown measure(s) {unknown}; choose from {sorted(MEASURES)}")
 
 
-def _draws(scores: pd.DataFrame, pairs: Iterable[tuple[np.ndarray, np.ndarray]], measures: Sequence[str]):
-    """Tidy draw, score, measure, value for each (row indices of ``scores``, performance of those rows)."""
-    _check_measures(measures)
-    names, values = list(scores.columns), scores.to_numpy(float)
-    orient = _orientation(names, None)
-    rows = [(d, *r) for d, (i, p) in enumerate(pairs) for r in _measure_rows(values[i], p, names, measures, orient)]
-    return pd.DataFrame(rows, columns=["draw", "score", "measure", "value"])
+def _tidy(draws: Iterable[tuple[pd.DataFrame, pd.Series]], measures: Sequence[str]) -> pd.DataFrame:
+    """Columns draw, score, measure, value: :func:`measure_values` of each draw's (scores, performance)."""
+    parts = [measure_values(t, p, measures).reset_index().melt(id_vars="score", var_name="measure").assign(draw=d)
+             for d, (t, p) in enumerate(draws)]  # fmt: skip
+    return pd.concat(parts, ignore_index=True)[["draw", "score", "measure", "value"]]
 
 
 def bootstrap_models(
@@ -126,14 +123,24 @@ def bootstrap_models(
     n: int = 200,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Measures of every score over ``n`` resamples of the models with replacement (paired: one resample serves
-    every score; a model drawn twice counts twice). Returns columns draw, score, measure, value (NaN where
-    undefined, e.g. a draw of one distinct model)."""
-    if n < 1:
-        raise ValueError(f"n must be a positive number of resamples, got {n}")
-    perf = pd.Series(performance, dtype=float).loc[scores.index].to_numpy()
-    idx = np.random.default_rng(seed).integers(0, len(scores), size=(n, len(scores)))
-    return _draws(scores, ((i, perf[i]) for i in idx), measures)
+    """Measures of every score over ``n`` resamples of the models it has a value for, with replacement
+    (``nclib.evaluate.bootstrap_draws``: scores of the same models see the same resamples, so they can be compared
+    draw by draw; a model drawn twice counts twice). Returns columns draw, score, measure, value: NaN where the
+    draw is undefined (fewer than 2 distinct models, or a constant score or performance in it)."""
+    _check_measures(measures)
+    perf = pd.Series(performance, dtype=float)
+    missing = sorted(set(scores.index[scores.notna().any(axis=1)]) - set(perf.index))
+    if missing:
+        raise ValueError(f"no performance for model(s) {missing}")
+    orient = _orientation(scores.columns, None)
+    parts = []
+    for name in scores.columns:
+        col = scores[name].dropna()
+        for m in measures:
+            values = (bootstrap_draws(MEASURES[m], col, perf.loc[col.index], n, seed, higher_is_better=orient[name])
+                      if len(col) > 1 else np.full(n, np.nan))  # fmt: skip
+            parts.append(pd.DataFrame({"draw": np.arange(n), "score": name, "measure": m, "value": values}))
+    return pd.concat(parts, ignore_index=True).sort_values("draw", kind="stable", ignore_index=True)
 
 
 def bootstrap_seeds(
@@ -145,7 +152,8 @@ def bootstrap_seeds(
 ) -> pd.DataFrame:
     """Measures of every score when each model's performance is the mean over a resample (with replacement) of
     its own seeds. ``runs``: one row per (model, seed) with ``test_metric`` (``pipeline.transfer_results``).
-    With one seed per model every draw is the same. Returns columns draw, score, measure, value."""
+    With one seed per model every draw is the same. Returns columns draw, score, measure, value (NaN where
+    undefined, as in :func:`measure_values`)."""
     if n < 1:
         raise ValueError(f"n must be a positive number of resamples, got {n}")
     per_model = {m: g["test_metric"].to_numpy(float) for m, g in runs.groupby("model")}
@@ -153,10 +161,9 @@ def bootstrap_seeds(
     if missing:
         raise ValueError(f"runs have no seed of model(s) {missing}")
     rng = np.random.default_rng(seed)
-    every = np.arange(len(scores))
-    perfs = [np.array([rng.choice(per_model[m], size=len(per_model[m])).mean() for m in scores.index])
-             for _ in range(n)]  # fmt: skip
-    return _draws(scores, ((every, p) for p in perfs), measures)
+    perfs = [pd.Series([rng.choice(per_model[m], size=len(per_model[m])).mean() for m in scores.index],
+                       index=scores.index) for _ in range(n)]  # fmt: skip
+    return _tidy(((scores, p) for p in perfs), measures)
 
 
 def stratified_half(labels: np.ndarray, rng: np.random.Generator, fraction: float = 0.5) -> np.ndarray:
@@ -196,12 +203,10 @@ def bootstrap_data(
     rescored: pd.DataFrame, performance: pd.Series, measures: Sequence[str] = ("pearson", "kendall")
 ) -> pd.DataFrame:
     """Measures of every score of each draw of :func:`rescore_subsets` against ``performance``.
-    Returns columns draw, score, measure, value."""
-    tables = [g.set_index("model").drop(columns="draw") for _, g in rescored.groupby("draw", sort=True)]
+    Returns columns draw, score, measure, value (NaN where undefined, as in :func:`measure_values`)."""
     perf = pd.Series(performance, dtype=float)
-    parts = [measure_values(t, perf, measures).reset_index().melt(id_vars="score", var_name="measure").assign(draw=d)
-             for d, t in enumerate(tables)]  # fmt: skip
-    return pd.concat(parts, ignore_index=True)[["draw", "score", "measure", "value"]]
+    return _tidy(((g.set_index("model").drop(columns="draw"), perf) for _, g in rescored.groupby("draw", sort=True)),
+                 measures)  # fmt: skip
 
 
 def subset_scores(
@@ -215,7 +220,7 @@ def subset_scores(
     inputs = cache.digest([labels, *(a for m in emb for a in (features[m], probs[m]))])
     records = _cached(profile, lambda: rescore_subsets(features, labels, probs, names, n, fraction, seed).to_dict(
         orient="list"), kind="pitfalls_subset_scores", models=list(emb), inputs=inputs, names=list(names), n=n,
-        fraction=fraction, seed=seed, code=pipeline.code_version(f"{track}_scores"))  # fmt: skip
+        fraction=fraction, seed=seed, code=cache.code_digest("nclib.stages.scores"))  # fmt: skip
     return pd.DataFrame(records)
 
 
@@ -314,6 +319,7 @@ def min_models_grid(r1: float, r2: Sequence[float], r12: Sequence[float | None],
     be the correlations of three variables)."""
     rows = []
     for c, r in itertools.product(r12, r2):
+        m: float
         try:
             m = min_models(r1, r, c, alpha)
         except ValueError:
@@ -495,23 +501,28 @@ def layer_sweep(
         emb = {s: embed(sub, s, layer) for s in pipeline.SPLITS}
         train = emb["train"]
         inputs = cache.digest([labels["train"], *(a for m in models for a in (train[m].features, train[m].probs))])
-        values = _cached(profile, lambda train=train: score_zoo(
-            {m: train[m].features for m in models}, labels["train"], {m: train[m].probs for m in models},
-            names=list(names)), kind="pitfalls_layer_scores", inputs=inputs, names=list(names),
-            code=pipeline.code_version(f"{track}_scores"))  # fmt: skip
+        score = functools.partial(score_zoo, {m: train[m].features for m in models}, labels["train"],
+                                  {m: train[m].probs for m in models}, names=list(names))
+        values = _cached(profile, score, kind="pitfalls_layer_scores", inputs=inputs, names=list(names),
+            code=cache.code_digest("nclib.stages.scores"))  # fmt: skip
         for m in models:
             scores[name, m] = {n: values[n].get(m, float("nan")) for n in names}
             data = [(emb[s][m].features, labels[s]) for s in pipeline.SPLITS]
             key = cache.digest([a for pair in data for a in pair])
-            runs = [_cached(profile, lambda seed=seed, data=data: train_linear(
-                *data, n_classes=int(labels["train"].max()) + 1, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size,
-                seed=seed, patience=t.patience, metric=pipeline.METRIC[track], device=profile.device)["test_metric"],
-                kind="pitfalls_layer_head", inputs=key, train=dataclasses.asdict(t), seed=seed,
-                code=pipeline.code_version(f"{track}_transfer")) for seed in t.seeds]  # fmt: skip
+            head = functools.partial(_head_metric, data, n_classes=int(labels["train"].max()) + 1, epochs=t.epochs,
+                                     lr=t.lr, batch_size=t.batch_size, patience=t.patience,
+                                     metric=pipeline.METRIC[track], device=profile.device)  # fmt: skip
+            runs = [_cached(profile, functools.partial(head, seed=seed), kind="pitfalls_layer_head", inputs=key,
+                            train=dataclasses.asdict(t), seed=seed, code=cache.code_digest("nclib.stages.transfer"))
+                    for seed in t.seeds]  # fmt: skip
             perf[name, m] = float(np.mean(runs))
     index = pd.MultiIndex.from_tuples(list(scores), names=["layer", "model"])
     return (pd.DataFrame(list(scores.values()), index=index),
             pd.Series(list(perf.values()), index=index, name=f"test_{pipeline.METRIC[track]}"))  # fmt: skip
+
+
+def _head_metric(data: list, **kwargs: Any) -> float:
+    return train_linear(*data, **kwargs)["test_metric"]
 
 
 def per_layer(scores: pd.DataFrame, performance: pd.Series, measure: str = "kendall") -> pd.DataFrame:
@@ -528,7 +539,7 @@ def per_layer(scores: pd.DataFrame, performance: pd.Series, measure: str = "kend
     return pd.DataFrame(rows)
 
 
-def split_scores(profile: Profile, track: str, names: Sequence[str] = RESCORED) -> pd.DataFrame:
+def split_scores(profile: Profile, track: Track, names: Sequence[str] = RESCORED) -> pd.DataFrame:
     """Scores ``names`` of the zoo on training and on validation embeddings (``pipeline.zoo_scores``, cached):
     index (split, model), one column per score."""
     return pd.concat({s: pipeline.zoo_scores(profile, track, s, names=list(names)) for s in ("train", "val")},
@@ -566,160 +577,3 @@ def top_picks(scores: pd.DataFrame, performance: pd.Series) -> pd.DataFrame:
         pick = perf.loc[tied].idxmin()
         rows.append({"score": name, "pick": pick, "pick_rank": int(rank[pick]), "regret": perf.max() - perf[pick]})
     return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Figures (seaborn, in the style of nclib.plots; every title names the profile)
-# --------------------------------------------------------------------------------------------------------------
-def _styled():
-    return sns.axes_style(_STYLE["style"]), sns.plotting_context(_STYLE["context"], font_scale=_STYLE["font_scale"])
-
-
-def plot_draws(draws: pd.DataFrame, *, profile: str, title: str, path: str | os.PathLike | None = None):
-    """Box plots of each score's measures over bootstrap draws: one row of panels per ``source`` (what was
-    resampled), one column per measure. ``draws``: columns source, score, measure, value."""
-    sources, measures = list(dict.fromkeys(draws["source"])), list(dict.fromkeys(draws["measure"]))
-    order = list(dict.fromkeys(draws["score"]))
-    style, context = _styled()
-    with style, context:
-        fig, axes = _figure(len(sources), len(measures), (4.2, 0.32 * len(order) + 1.4))
-        for ax, (src, m) in zip(axes, itertools.product(sources, measures), strict=True):
-            data = draws[(draws["source"] == src) & (draws["measure"] == m)].dropna(subset=["value"])
-            sns.boxplot(data=data, x="value", y="score", order=order, ax=ax, color="0.8", fliersize=2, width=0.6)
-            better = "lower" if m in LOWER_IS_BETTER else "higher"
-            ax.set_title(f"over {src}", fontsize="small")
-            ax.set_xlabel(f"{m} ({better} is better)")
-            ax.set_ylabel("")
-            ax.axvline(0, color="0.4", linewidth=0.8)
-        fig.suptitle(f"{title} (profile '{profile}')")
-    return _save(fig, path)
-
-
-def plot_min_models(grid: pd.DataFrame, *, claim: tuple[float, float], zoo_size: int, profile: str,
-                    path: str | os.PathLike | None = None):  # fmt: skip
-    """Zoo size needed (log scale) against the weaker correlation r2, one line per inter-score correlation r12
-    (``min_models_grid``); the paper's ``claim`` (r1, r2) and our ``zoo_size`` are marked."""
-    data = grid.assign(pairing=["independent zoos" if pd.isna(c) else f"one zoo, r12 = {c:g}" for c in grid["r12"]])
-    style, context = _styled()
-    with style, context:
-        fig, axes = _figure(1, 1, (6.2, 4.2))
-        ax = axes[0]
-        sns.lineplot(data=data, x="r2", y="models", hue="pairing", style="pairing", ax=ax, palette=_STYLE["palette"])
-        ax.set_yscale("log")
-        ax.axvline(claim[1], color="0.3", linestyle=":", linewidth=1)
-        ax.axhline(zoo_size, color="0.3", linestyle="--", linewidth=1)
-        ax.annotate(f"our zoo: {zoo_size} models", (ax.get_xlim()[0], zoo_size), xytext=(4, 4),
-                    textcoords="offset points", fontsize="small")  # fmt: skip
-        ax.set_xlabel(f"weaker correlation r2 (r1 = {claim[0]:.2f}; dotted: r2 = {claim[1]:.2f})")
-        ax.set_ylabel("models needed for p < 0.05 (log scale)")
-        fig.suptitle(f"Zoo size before r1 - r2 is more than noise (profile '{profile}')")
-    return _save(fig, path)
-
-
-def plot_subsets(sweep: pd.DataFrame, measure: str, *, weak: Sequence[str], profile: str, title: str,
-                 path: str | os.PathLike | None = None):  # fmt: skip
-    """``measure`` of each score (one panel each) on every sub-zoo against the sub-zoo's performance spread;
-    sub-zoos holding any of the ``weak`` models are drawn as crosses."""
-    data = sweep[sweep["measure"] == measure].dropna(subset=["value"])
-    data = data.assign(holds=np.where(data[list(weak)].any(axis=1), f"with {', '.join(weak)}",
-                                      "without") if weak else "all")  # fmt: skip
-    names = list(dict.fromkeys(data["score"]))
-    ncols = min(4, len(names))
-    style, context = _styled()
-    with style, context:
-        fig, axes = _figure(-(-len(names) // ncols), ncols, (3.2, 2.9))
-        for ax, name in zip(axes, names, strict=False):
-            sns.scatterplot(data=data[data["score"] == name], x="spread", y="value", hue="holds", style="holds",
-                            markers={"without": "o", "all": "o", f"with {', '.join(weak)}": "X"}, ax=ax,
-                            legend=False, s=30, palette=_STYLE["palette"])  # fmt: skip
-            ax.set_title(f"{name.upper()} ({direction(name)})", fontsize="small")
-            ax.set_xlabel("performance spread of the sub-zoo", fontsize="small")
-            ax.set_ylabel(measure if ax.get_subplotspec().is_first_col() else "", fontsize="small")
-            ax.axhline(0, color="0.4", linewidth=0.8)
-        for ax in axes[len(names):]:
-            ax.set_visible(False)
-        note = f"crosses: sub-zoos with {', '.join(weak)}" if weak else "every sub-zoo"
-        fig.suptitle(f"{title}\n{note} (profile '{profile}')")
-    return _save(fig, path)
-
-
-def plot_size(params: pd.Series, performance: pd.Series, table: pd.DataFrame, *, metric: str, profile: str,
-              title: str, path: str | os.PathLike | None = None):  # fmt: skip
-    """(a) performance against parameter count (log scale), models named; (b) each score's Kendall tau with
-    size against its tau with performance (``size_table``)."""
-    style, context = _styled()
-    with style, context:
-        fig, axes = _figure(1, 2, (4.8, 4.0))
-        ax = axes[0]
-        ax.scatter(params, performance.loc[params.index], s=50, edgecolor="black", zorder=3)
-        for m in params.index:
-            ax.annotate(m, (params[m], performance[m]), xytext=(4, 4), textcoords="offset points", fontsize="x-small")
-        ax.set_xscale("log")
-        ax.set_xlabel("parameters (log scale)")
-        ax.set_ylabel(f"test {metric} (higher is better)")
-        ax.set_title("(a) performance and size", fontsize="small")
-        ax = axes[1]
-        rows = table[table["score"] != "performance"]
-        ax.scatter(rows["tau_size"], rows["tau_performance"], s=40, edgecolor="black", zorder=3)
-        for _, r in rows.iterrows():
-            ax.annotate(r["score"], (r["tau_size"], r["tau_performance"]), xytext=(3, 3), textcoords="offset points",
-                        fontsize="x-small")  # fmt: skip
-        ax.axhline(0, color="0.4", linewidth=0.8)
-        ax.axvline(0, color="0.4", linewidth=0.8)
-        ax.set_xlim(-1.1, 1.1)
-        ax.set_ylim(-1.1, 1.1)
-        ax.set_xlabel("Kendall τ of the score with size")
-        ax.set_ylabel("Kendall τ of the score with performance")
-        ax.set_title("(b) does a score track size or performance?", fontsize="small")
-        fig.suptitle(f"{title} (profile '{profile}')")
-    return _save(fig, path)
-
-
-def plot_layers(performance: pd.Series, taus: pd.DataFrame, *, metric: str, profile: str, title: str,
-                path: str | os.PathLike | None = None):  # fmt: skip
-    """(a) linear-head performance of each model at each layer; (b) Kendall tau of each score within each layer
-    and over all (layer, model) candidates (``per_layer``)."""
-    style, context = _styled()
-    with style, context:
-        fig, axes = _figure(1, 2, (5.2, 4.4))
-        data = performance.rename("value").reset_index()
-        sns.pointplot(data=data, x="layer", y="value", hue="model", ax=axes[0], palette=_STYLE["palette"],
-                      markersize=5, linewidth=1.2)  # fmt: skip
-        axes[0].set_ylabel(f"test {metric} of a linear head (higher is better)")
-        axes[0].set_xlabel("embedding layer")
-        axes[0].set_title("(a) performance at each depth", fontsize="small")
-        axes[0].legend(fontsize="x-small", title="model", title_fontsize="x-small")
-        sns.barplot(data=taus, y="score", x="value", hue="layer", ax=axes[1], palette=_STYLE["palette"])
-        axes[1].axvline(0, color="0.4", linewidth=0.8)
-        axes[1].set_xlabel("Kendall τ with performance (higher is better)")
-        axes[1].set_ylabel("")
-        axes[1].set_title("(b) ranking models, per layer and over all", fontsize="small")
-        axes[1].legend(fontsize="x-small", title="layer", title_fontsize="x-small")
-        fig.suptitle(f"{title} (profile '{profile}')")
-    return _save(fig, path)
-
-
-def plot_splits(taus: pd.DataFrame, *, profile: str, title: str, path: str | os.PathLike | None = None):
-    """Kendall tau of each score with test performance, scored on training (x) and validation (y) embeddings:
-    one point per score, one panel per track / strategy (``taus``: columns panel, score, train, val)."""
-    panels = list(dict.fromkeys(taus["panel"]))
-    style, context = _styled()
-    with style, context:
-        ncols = min(2, len(panels))
-        fig, axes = _figure(-(-len(panels) // ncols), ncols, (4.4, 4.4))
-        for ax in axes[len(panels):]:
-            ax.set_visible(False)
-        for ax, panel in zip(axes, panels, strict=False):
-            rows = taus[taus["panel"] == panel]
-            ax.plot([-1, 1], [-1, 1], color="0.5", linewidth=0.8, linestyle=":")
-            ax.scatter(rows["train"], rows["val"], s=40, edgecolor="black", zorder=3)
-            for _, r in rows.iterrows():
-                ax.annotate(r["score"], (r["train"], r["val"]), xytext=(3, 3), textcoords="offset points",
-                            fontsize="x-small")  # fmt: skip
-            ax.set_xlim(-1.1, 1.1)
-            ax.set_ylim(-1.1, 1.1)
-            ax.set_xlabel("Kendall τ, scored on training data")
-            ax.set_ylabel("Kendall τ, scored on validation data")
-            ax.set_title(panel, fontsize="small")
-        fig.suptitle(f"{title} (profile '{profile}')")
-    return _save(fig, path)

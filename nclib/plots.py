@@ -9,8 +9,10 @@ the profile that produced the numbers.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from nclib.evaluate import LOWER_IS_BETTER, drop_constant
 from nclib.models.audio import ZOO_INFO as AUDIO_ZOO
 from nclib.scores import REGISTRY
 
@@ -64,6 +67,13 @@ def direction(score: str) -> str:
 def score_label(score: str) -> str:
     """Axis label of a score: its name, then its unit on a second line, e.g. 'NC score' / '(dimensionless ratio)'."""
     return f"{score.upper()} score\n({SCORE_UNITS.get(score, 'arbitrary units')})"
+
+
+@contextlib.contextmanager
+def _styled() -> Iterator[None]:
+    """The book's seaborn style and plotting context (``_STYLE``), for the figure drawn inside."""
+    with sns.axes_style(_STYLE["style"]), sns.plotting_context(_STYLE["context"], font_scale=_STYLE["font_scale"]):
+        yield
 
 
 def _figure(nrows: int, ncols: int, panel: tuple[float, float]) -> tuple[Figure, np.ndarray]:
@@ -117,8 +127,9 @@ def score_vs_performance(
     if not names:
         raise ValueError("no score has a value for any model")
     reported = _paper_values(paper)
+    constant = set(scores.columns) - set(drop_constant(scores).columns)
     nrows = -(-len(names) // ncols)
-    with sns.axes_style(_STYLE["style"]), sns.plotting_context(_STYLE["context"], font_scale=_STYLE["font_scale"]):
+    with _styled():
         fig, axes = _figure(nrows, min(ncols, len(names)), (3.6, 3.3))
         palette = sns.color_palette(_STYLE["palette"], len(performance))
         style = {m: (palette[i], _MARKERS[i % len(_MARKERS)]) for i, m in enumerate(performance.index)}
@@ -137,7 +148,7 @@ def score_vs_performance(
                         f"weighted τ = {_measure(measures, score, 'weighted_kendall'):.2f}")
             else:  # left out of the measures, e.g. constant over the zoo: no correlation is defined
                 ours = f"no correlation{paper_r}"
-                taus = "constant over the zoo" if col.nunique() < 2 else "not measured"
+                taus = "constant over the zoo" if score in constant else "not measured"
             ax.set_title(f"{score.upper()} ({direction(score)})\n{ours}\n{taus}", fontsize="small")
             ax.set_xlabel(score_label(score), fontsize="small")
             ax.set_ylabel(METRIC_LABELS[metric] if ax.get_subplotspec().is_first_col() else "", fontsize="small")
@@ -206,7 +217,7 @@ def embedding_panels(
     if len(names) != len(classes):
         raise ValueError(f"{len(names)} class names for {len(classes)} classes")
     axis = {"pca": "principal component {} (embedding units)", "tsne": "t-SNE dimension {} (arbitrary units)"}
-    with sns.axes_style(_STYLE["style"]), sns.plotting_context(_STYLE["context"], font_scale=_STYLE["font_scale"]):
+    with _styled():
         fig, axes = _figure(1, 2, (4.6, 4.2))
         palette = sns.color_palette(_STYLE["palette"], len(classes))
         for ax, feats, tag, title in zip(axes, (first, last), "ab", titles, strict=True):
@@ -242,7 +253,7 @@ def collapse_curves(diagnostics: pd.DataFrame, *, profile: str, path: str | os.P
     panels = [p for p in panels if p[1]]
     if not panels:
         raise ValueError(f"no NC diagnostics among the columns {list(diagnostics.columns)}")
-    with sns.axes_style(_STYLE["style"]), sns.plotting_context(_STYLE["context"], font_scale=_STYLE["font_scale"]):
+    with _styled():
         ncols = min(2, len(panels))
         fig, axes = _figure(-(-len(panels) // ncols), ncols, (4.4, 3.4))
         for ax, (title, cols, better) in zip(axes, panels, strict=False):
@@ -283,7 +294,7 @@ def training_curves(
         tags.setdefault(model, []).append(role)
     data = history.assign(model=[f"{m} ({'; '.join(tags[m])})" if m in tags else m for m in history["model"]])
     val_label = {"accuracy": "validation accuracy (fraction correct)", "auroc": "validation AUROC"}[metric]
-    with sns.axes_style(_STYLE["style"]), sns.plotting_context(_STYLE["context"], font_scale=_STYLE["font_scale"]):
+    with _styled():
         fig, axes = _figure(1, 2, (5.0, 3.8))
         for ax, col, ylabel in zip(axes, ("train_loss", "val_metric"),
                                    ("training loss (cross-entropy, nats)", val_label), strict=True):
@@ -300,6 +311,153 @@ def training_curves(
         fig.legend(handles, names, loc="outside lower center", ncols=min(len(names), 3), title="model")
         n_seeds = history["seed"].nunique()
         fig.suptitle(f"Fine-tuning on the downstream task, mean of {n_seeds} seed(s) (profile '{profile}')")
+    return _save(fig, path)
+
+
+# Figures of the chapter "Pitfalls, measured", drawn from the tables of nclib.pitfalls.
+
+
+def plot_draws(draws: pd.DataFrame, *, profile: str, title: str, path: str | os.PathLike | None = None) -> Figure:
+    """Box plots of each score's measures over bootstrap draws: one row of panels per ``source`` (what was
+    resampled), one column per measure. ``draws``: columns source, score, measure, value."""
+    sources, measures = list(dict.fromkeys(draws["source"])), list(dict.fromkeys(draws["measure"]))
+    order = list(dict.fromkeys(draws["score"]))
+    with _styled():
+        fig, axes = _figure(len(sources), len(measures), (4.2, 0.32 * len(order) + 1.4))
+        for ax, (src, m) in zip(axes, itertools.product(sources, measures), strict=True):
+            data = draws[(draws["source"] == src) & (draws["measure"] == m)].dropna(subset=["value"])
+            sns.boxplot(data=data, x="value", y="score", order=order, ax=ax, color="0.8", fliersize=2, width=0.6)
+            better = "lower" if m in LOWER_IS_BETTER else "higher"
+            ax.set_title(f"over {src}", fontsize="small")
+            ax.set_xlabel(f"{m} ({better} is better)")
+            ax.set_ylabel("")
+            ax.axvline(0, color="0.4", linewidth=0.8)
+        fig.suptitle(f"{title} (profile '{profile}')")
+    return _save(fig, path)
+
+
+def plot_min_models(grid: pd.DataFrame, *, claim: tuple[float, float], zoo_size: int, profile: str,
+                    path: str | os.PathLike | None = None) -> Figure:  # fmt: skip
+    """Zoo size needed (log scale) against the weaker correlation r2, one line per inter-score correlation r12
+    (``min_models_grid``); the paper's ``claim`` (r1, r2) and our ``zoo_size`` are marked."""
+    data = grid.assign(pairing=["independent zoos" if pd.isna(c) else f"one zoo, r12 = {c:g}" for c in grid["r12"]])
+    with _styled():
+        fig, axes = _figure(1, 1, (6.2, 4.2))
+        ax = axes[0]
+        sns.lineplot(data=data, x="r2", y="models", hue="pairing", style="pairing", ax=ax, palette=_STYLE["palette"])
+        ax.set_yscale("log")
+        ax.axvline(claim[1], color="0.3", linestyle=":", linewidth=1)
+        ax.axhline(zoo_size, color="0.3", linestyle="--", linewidth=1)
+        ax.annotate(f"our zoo: {zoo_size} models", (ax.get_xlim()[0], zoo_size), xytext=(4, 4),
+                    textcoords="offset points", fontsize="small")  # fmt: skip
+        ax.set_xlabel(f"weaker correlation r2 (r1 = {claim[0]:.2f}; dotted: r2 = {claim[1]:.2f})")
+        ax.set_ylabel("models needed for p < 0.05 (log scale)")
+        fig.suptitle(f"Zoo size before r1 - r2 is more than noise (profile '{profile}')")
+    return _save(fig, path)
+
+
+def plot_subsets(sweep: pd.DataFrame, measure: str, *, weak: Sequence[str], profile: str, title: str,
+                 path: str | os.PathLike | None = None) -> Figure:  # fmt: skip
+    """``measure`` of each score (one panel each) on every sub-zoo against the sub-zoo's performance spread;
+    sub-zoos holding any of the ``weak`` models are drawn as crosses."""
+    data = sweep[sweep["measure"] == measure].dropna(subset=["value"])
+    data = data.assign(holds=np.where(data[list(weak)].any(axis=1), f"with {', '.join(weak)}",
+                                      "without") if weak else "all")  # fmt: skip
+    names = list(dict.fromkeys(data["score"]))
+    ncols = min(4, len(names))
+    with _styled():
+        fig, axes = _figure(-(-len(names) // ncols), ncols, (3.2, 2.9))
+        for ax, name in zip(axes, names, strict=False):
+            sns.scatterplot(data=data[data["score"] == name], x="spread", y="value", hue="holds", style="holds",
+                            markers={"without": "o", "all": "o", f"with {', '.join(weak)}": "X"}, ax=ax,
+                            legend=False, s=30, palette=_STYLE["palette"])  # fmt: skip
+            ax.set_title(f"{name.upper()} ({direction(name)})", fontsize="small")
+            ax.set_xlabel("performance spread of the sub-zoo", fontsize="small")
+            ax.set_ylabel(measure if ax.get_subplotspec().is_first_col() else "", fontsize="small")
+            ax.axhline(0, color="0.4", linewidth=0.8)
+        for ax in axes[len(names):]:
+            ax.set_visible(False)
+        note = f"crosses: sub-zoos with {', '.join(weak)}" if weak else "every sub-zoo"
+        fig.suptitle(f"{title}\n{note} (profile '{profile}')")
+    return _save(fig, path)
+
+
+def plot_size(params: pd.Series, performance: pd.Series, table: pd.DataFrame, *, metric: str, profile: str,
+              title: str, path: str | os.PathLike | None = None) -> Figure:  # fmt: skip
+    """(a) performance against parameter count (log scale), models named; (b) each score's Kendall tau with
+    size against its tau with performance (``size_table``)."""
+    with _styled():
+        fig, axes = _figure(1, 2, (4.8, 4.0))
+        ax = axes[0]
+        ax.scatter(params, performance.loc[params.index], s=50, edgecolor="black", zorder=3)
+        for m in params.index:
+            ax.annotate(m, (params[m], performance[m]), xytext=(4, 4), textcoords="offset points", fontsize="x-small")
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters (log scale)")
+        ax.set_ylabel(f"test {metric} (higher is better)")
+        ax.set_title("(a) performance and size", fontsize="small")
+        ax = axes[1]
+        rows = table[table["score"] != "performance"]
+        ax.scatter(rows["tau_size"], rows["tau_performance"], s=40, edgecolor="black", zorder=3)
+        for _, r in rows.iterrows():
+            ax.annotate(r["score"], (r["tau_size"], r["tau_performance"]), xytext=(3, 3), textcoords="offset points",
+                        fontsize="x-small")  # fmt: skip
+        ax.axhline(0, color="0.4", linewidth=0.8)
+        ax.axvline(0, color="0.4", linewidth=0.8)
+        ax.set_xlim(-1.1, 1.1)
+        ax.set_ylim(-1.1, 1.1)
+        ax.set_xlabel("Kendall τ of the score with size")
+        ax.set_ylabel("Kendall τ of the score with performance")
+        ax.set_title("(b) does a score track size or performance?", fontsize="small")
+        fig.suptitle(f"{title} (profile '{profile}')")
+    return _save(fig, path)
+
+
+def plot_layers(performance: pd.Series, taus: pd.DataFrame, *, metric: str, profile: str, title: str,
+                path: str | os.PathLike | None = None) -> Figure:  # fmt: skip
+    """(a) linear-head performance of each model at each layer; (b) Kendall tau of each score within each layer
+    and over all (layer, model) candidates (``per_layer``)."""
+    with _styled():
+        fig, axes = _figure(1, 2, (5.2, 4.4))
+        data = performance.rename("value").reset_index()
+        sns.pointplot(data=data, x="layer", y="value", hue="model", ax=axes[0], palette=_STYLE["palette"],
+                      markersize=5, linewidth=1.2)  # fmt: skip
+        axes[0].set_ylabel(f"test {metric} of a linear head (higher is better)")
+        axes[0].set_xlabel("embedding layer")
+        axes[0].set_title("(a) performance at each depth", fontsize="small")
+        axes[0].legend(fontsize="x-small", title="model", title_fontsize="x-small")
+        sns.barplot(data=taus, y="score", x="value", hue="layer", ax=axes[1], palette=_STYLE["palette"])
+        axes[1].axvline(0, color="0.4", linewidth=0.8)
+        axes[1].set_xlabel("Kendall τ with performance (higher is better)")
+        axes[1].set_ylabel("")
+        axes[1].set_title("(b) ranking models, per layer and over all", fontsize="small")
+        axes[1].legend(fontsize="x-small", title="layer", title_fontsize="x-small")
+        fig.suptitle(f"{title} (profile '{profile}')")
+    return _save(fig, path)
+
+
+def plot_splits(taus: pd.DataFrame, *, profile: str, title: str, path: str | os.PathLike | None = None) -> Figure:
+    """Kendall tau of each score with test performance, scored on training (x) and validation (y) embeddings:
+    one point per score, one panel per track / strategy (``taus``: columns panel, score, train, val)."""
+    panels = list(dict.fromkeys(taus["panel"]))
+    with _styled():
+        ncols = min(2, len(panels))
+        fig, axes = _figure(-(-len(panels) // ncols), ncols, (4.4, 4.4))
+        for ax in axes[len(panels):]:
+            ax.set_visible(False)
+        for ax, panel in zip(axes, panels, strict=False):
+            rows = taus[taus["panel"] == panel]
+            ax.plot([-1, 1], [-1, 1], color="0.5", linewidth=0.8, linestyle=":")
+            ax.scatter(rows["train"], rows["val"], s=40, edgecolor="black", zorder=3)
+            for _, r in rows.iterrows():
+                ax.annotate(r["score"], (r["train"], r["val"]), xytext=(3, 3), textcoords="offset points",
+                            fontsize="x-small")  # fmt: skip
+            ax.set_xlim(-1.1, 1.1)
+            ax.set_ylim(-1.1, 1.1)
+            ax.set_xlabel("Kendall τ, scored on training data")
+            ax.set_ylabel("Kendall τ, scored on validation data")
+            ax.set_title(panel, fontsize="small")
+        fig.suptitle(f"{title} (profile '{profile}')")
     return _save(fig, path)
 
 

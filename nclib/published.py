@@ -144,7 +144,7 @@ def score_winners() -> pd.DataFrame:
         for measure, fn in MEASURES.items():
             values = {truth: {s: fn(part[s].to_numpy(), part[truth].to_numpy()) for s in SCORES}
                       for truth in ("tllib_acc", "sfda_acc")}  # fmt: skip
-            winners = {truth: max(v, key=v.get) for truth, v in values.items()}
+            winners = {truth: max(v, key=v.__getitem__) for truth, v in values.items()}
             rows.append({"dataset": dataset, "measure": measure,
                          **{f"{s}_{t.split('_')[0]}": values[t][s] for t in values for s in SCORES},
                          "winner_tllib": winners["tllib_acc"], "winner_sfda": winners["sfda_acc"],

@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sized
 from typing import Any, Literal
 
 import numpy as np
@@ -139,7 +139,10 @@ class _Data:
 
     def __init__(self, split: Split, n_classes: int, device: torch.device, num_workers: int, name: str) -> None:
         self.device, self.num_workers = device, num_workers
+        self.dataset: Dataset | None = None
         if isinstance(split, Dataset):
+            if not isinstance(split, Sized):
+                raise TypeError(f"{name} Dataset must have a length (__len__)")
             self.dataset, self.n = split, len(split)
         else:
             if not (isinstance(split, tuple | list) and len(split) == 2):
@@ -151,7 +154,7 @@ class _Data:
                 raise ValueError(f"{name} labels must lie in 0..{n_classes - 1} (n_classes={n_classes})")
             self.x = (x.float() if x.dtype == torch.float64 else x).to(device)
             self.y = y.long().to(device)
-            self.dataset, self.n = None, len(y)
+            self.n = len(y)
         if self.n == 0:
             raise ValueError(f"{name} split is empty")
 
@@ -228,7 +231,7 @@ def _fit(
         x = transform(x) if transform is not None else x
         if x.ndim == 4:  # images or spectrograms: channels-last is 2-5x faster for convolutions on CPU
             if not channels_last:
-                model.to(memory_format=torch.channels_last)
+                model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's overloads
                 channels_last = True
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
@@ -261,7 +264,8 @@ def _fit(
 
     history: dict[str, list] = {"epoch": [], "train_loss": [], "val_metric": [], "wall_time_s": []}
     embeddings: dict[int, dict[str, np.ndarray]] = {}
-    best = {"metric": -math.inf, "epoch": 0, "state": None}
+    best_metric, best_epoch = -math.inf, 0
+    best_state: dict[str, Any] | None = None
     shuffle = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(trainable, lr=lr)
     for p in frozen:
@@ -282,18 +286,18 @@ def _fit(
                     loss.backward()
                     optimizer.step()
                     total += loss.detach() * len(y)
-                p = predict(data["val"])
-                val_metric = _metric(metric, p["logits"], p["labels"])
+                pred = predict(data["val"])
+                val_metric = _metric(metric, pred["logits"], pred["labels"])
                 history["epoch"].append(epoch)
                 history["train_loss"].append(float(total) / data["train"].n)
                 history["val_metric"].append(val_metric)
                 history["wall_time_s"].append(time.perf_counter() - start)
                 bar.set_postfix(loss=f"{history['train_loss'][-1]:.4f}", val=f"{val_metric:.4f}")
-                if val_metric > best["metric"]:
-                    best = {"metric": val_metric, "epoch": epoch, "state": copy.deepcopy(trained.state_dict())}
+                if val_metric > best_metric:
+                    best_metric, best_epoch, best_state = val_metric, epoch, copy.deepcopy(trained.state_dict())
                 if epoch in save_at:
                     snapshot(epoch)
-                if patience is not None and epoch - best["epoch"] >= patience:
+                if patience is not None and epoch - best_epoch >= patience:
                     break
             bar.close()
             if -1 in save_at and epoch not in embeddings:
@@ -301,13 +305,14 @@ def _fit(
     finally:
         for p in frozen:
             p.requires_grad_(True)
-    trained.load_state_dict(best["state"])
+    assert best_state is not None  # the metric is finite, so epoch 1 beats -inf
+    trained.load_state_dict(best_state)
     test_metric = None
     if "test" in data:
-        p = predict(data["test"])
-        test_metric = _metric(metric, p["logits"], p["labels"])
-    result = {"config": config, "device": str(device), "history": history, "best_epoch": best["epoch"],
-              "val_metric": best["metric"], "test_metric": test_metric}
+        pred = predict(data["test"])
+        test_metric = _metric(metric, pred["logits"], pred["labels"])
+    result: dict[str, Any] = {"config": config, "device": str(device), "history": history, "best_epoch": best_epoch,
+                              "val_metric": best_metric, "test_metric": test_metric}
     if save_at:
         result["embeddings"] = embeddings
     return result

@@ -216,3 +216,13 @@ def test_metadata_names_the_assignment(tmp_path):
     assert json.loads(path.read_text())["metadata"]["nclib"]["version"] == "student"
     with pytest.raises(ValueError, match="which assignment"):
         grading.grade(SOURCES[0])
+
+
+@pytest.mark.parametrize(("missing", "module"), [("pytest", "nclib.grading"), ("jupytext", "nclib.assignments")])
+def test_a_missing_course_extra_says_what_to_install(missing, module):
+    run = subprocess.run(
+        [sys.executable, "-c", f"import sys\nsys.modules[{missing!r}] = None  # as if not installed\nimport {module}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert f'ImportError: {module} needs {missing}: install nclib with its "course" extra' in run.stderr

@@ -11,10 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from nclib import pipeline
+from nclib import cache
 from nclib.config import load_profile
 from nclib.data import synth
 from nclib.features import cached_extract
+from nclib.stages import pretrain
 
 
 def flip_payload_byte(path) -> None:
@@ -56,23 +57,23 @@ def test_damaged_pretrained_weights_are_recomputed(tmp_path, monkeypatch, damage
     profile = load_profile("mini", cache_dir=str(tmp_path),
                            audio={"zoo": ["cnn_music"], "pretrain": {"epochs": 1}, "synth_per_class": 8})
     runs = []
-    real_run = pipeline.pretrain_run
-    monkeypatch.setattr(pipeline, "pretrain_run", lambda config, **kw: runs.append(config) or real_run(config, **kw))
+    real_run = pretrain.pretrain_run
+    monkeypatch.setattr(pretrain, "pretrain_run", lambda config, **kw: runs.append(config) or real_run(config, **kw))
     with ThreadPoolExecutor(1) as here:
-        (first,) = pipeline._pretrain(profile, ["cnn_music"], here)
-        weights, _ = pipeline._pretrain_files(profile, pipeline._pretrain_config(profile, "cnn_music", False))
-        state = pipeline.cache.load_arrays(weights)
+        (first,) = pretrain.pretrain(profile, ["cnn_music"], here)
+        weights, _ = pretrain.pretrain_files(profile, pretrain.pretrain_config(profile, "cnn_music", False))
+        state = cache.load_arrays(weights)
         if damage == "flip":
             flip_payload_byte(weights)
         else:
             weights.write_bytes(weights.read_bytes()[:1000])
         with pytest.warns(UserWarning, match=rf"{weights} \(.*\); recomputing it"):
-            (again,) = pipeline._pretrain(profile, ["cnn_music"], here)
+            (again,) = pretrain.pretrain(profile, ["cnn_music"], here)
         assert len(runs) == 2
         for key in ("source_accuracy", "val_accuracy", "best_epoch", "params", "classes"):
             assert again[key] == first[key]
         assert again["history"]["train_loss"] == first["history"]["train_loss"]
-        rewritten = pipeline.cache.load_arrays(weights)
+        rewritten = cache.load_arrays(weights)
         assert set(rewritten) == set(state) and all(np.array_equal(rewritten[k], state[k]) for k in state)
-        pipeline._pretrain(profile, ["cnn_music"], here)
+        pretrain.pretrain(profile, ["cnn_music"], here)
         assert len(runs) == 2  # the rewritten files are trusted

@@ -18,6 +18,7 @@ import nbformat
 import pytest
 
 import nclib.book as book
+from nclib import cache
 
 NOTEBOOK = '''# a notebook
 
@@ -86,7 +87,7 @@ def test_a_change_executes_again_and_drops_stale_figures(fake, monkeypatch):
     source.write_text(NOTEBOOK.replace("# a notebook", "# a notebook, edited"))
     book.execute_cached(source, generated, {"profile": "mini", "n_boot": 50}, cache)
     assert len(calls) == 3
-    monkeypatch.setattr(book, "package_digest", lambda: "nclib code changed")
+    monkeypatch.setattr(book, "notebook_code", lambda source: "nclib code changed")
     book.execute_cached(source, generated, {"profile": "mini", "n_boot": 50}, cache)
     assert len(calls) == 4
     version = book.importlib.metadata.version
@@ -246,15 +247,9 @@ def test_main_refuses_a_bad_params_file_before_the_pipeline(two_notebooks, text,
     assert built == [] and ran == []
 
 
-def test_package_digest_follows_the_package_files(tmp_path, monkeypatch):
-    pkg = tmp_path / "nclib"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "scores.py").write_text("a = 1\n")
-    monkeypatch.setattr(book.nclib, "__file__", str(pkg / "__init__.py"))
-    before = book.package_digest()
-    (pkg / "__pycache__").mkdir()
-    (pkg / "__pycache__" / "scores.cpython-311.pyc").write_bytes(b"\0")
-    assert book.package_digest() == before
-    (pkg / "scores.py").write_text("a = 2\n")
-    assert book.package_digest() != before
+def test_notebook_code_is_the_digest_of_the_modules_it_imports(tmp_path):
+    notebook = tmp_path / "nb.md"
+    notebook.write_text("# imports\n\n```{code-cell} ipython3\n%pip install nclib\nfrom nclib import plots\n"
+                        "from nclib.evaluate import kendall\n```\n\n```{code-cell} ipython3\nimport numpy\n```\n")
+    assert book.notebook_code(notebook) == cache.code_digest("nclib", "nclib.evaluate", "nclib.plots")
+    assert book.notebook_code(notebook) != cache.code_digest("nclib.evaluate")

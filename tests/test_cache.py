@@ -211,3 +211,50 @@ def test_stale_temp_files_go_and_a_live_write_stays(tmp_path):
     assert (tmp_path / "runs" / "c.npz").read_bytes() == b"in progress"
     assert cache.remove_stale_temps(tmp_path) == 0 and sorted(p.name for p in tmp_path.rglob("*")) == [
         "b.json", "c.npz", "runs"]
+
+
+def test_file_digest_is_the_digest_of_the_bytes(tmp_path):
+    data = np.random.default_rng(0).bytes(3_000_000)  # several read blocks
+    (tmp_path / "f").write_bytes(data)
+    assert cache.file_digest(tmp_path / "f") == hashlib.sha256(data).hexdigest()
+    assert cache.file_digest(tmp_path / "f", "md5") == hashlib.md5(data).hexdigest()
+
+
+def test_code_digest_follows_the_imports(tmp_path, monkeypatch, request):
+    """A module's digest changes when its code or the code of an nclib module it imports at module level (directly,
+    relatively, at any depth) changes; not for docstrings, comments, layout, imports inside functions or
+    TYPE_CHECKING, or modules it does not import."""
+    package = tmp_path / "nclib"
+    files = {
+        "__init__.py": "",
+        "a.py": "from nclib import b\ntry:\n    from .sub import d  # relative\nexcept ImportError:\n    d = None\n\n"
+                "def f():\n    from nclib import other  # lazy: a check, not followed\n",
+        "b.py": '"""B."""\nimport nclib.c\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import nclib.e\n',
+        "c.py": "X = 1\n",
+        "e.py": "Y = 1\n",
+        "sub/__init__.py": "",
+        "sub/d.py": "Z = 1\n",
+        "other.py": "W = 1\n",
+    }
+    for name, text in files.items():
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text(text)
+    monkeypatch.setattr(cache, "PACKAGE", package)
+    request.addfinalizer(cache.code_digest.cache_clear)  # no digest of the fake package outlives the test
+
+    def digests():
+        cache.code_digest.cache_clear()
+        return {m: cache.code_digest(f"nclib.{m}") for m in ("a", "b", "c", "other")}
+
+    assert sorted(cache._closure(["nclib.a"])) == ["nclib", "nclib.a", "nclib.b", "nclib.c", "nclib.sub",
+                                                   "nclib.sub.d"]  # fmt: skip
+    before = digests()
+    (package / "c.py").write_text('"""Now documented."""\n\n# a comment\nX = (1)\n')
+    assert digests() == before
+    for name, changed in [("c.py", {"a", "b", "c"}), ("sub/d.py", {"a"}), ("e.py", set()), ("other.py", {"other"})]:
+        old = digests()
+        (package / name).write_text((package / name).read_text() + "V = 2\n")
+        new = digests()
+        assert {m for m in new if new[m] != old[m]} == changed, name
+    with pytest.raises(ValueError, match="no module"):
+        cache.code_digest("nclib.missing")

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nclib.config import load_profile
-from nclib.data import images, safe_extract, sha256_file
+from nclib.data import images, safe_extract
 from nclib.data.splits import stratified_split
 
 # ---------------------------------------------------------------- fixtures in the real formats
@@ -309,7 +309,7 @@ def test_split_errors():
         stratified_split(np.zeros((2, 2)), {"train": 1}, 0)
 
 
-# ---------------------------------------------------------------- safe_extract, sha256_file
+# ---------------------------------------------------------------- safe_extract
 
 
 def _tar(path, members):
@@ -374,12 +374,6 @@ def test_safe_extract_extracts_good_archives(tmp_path):
     (tmp_path / "plain.txt").write_text("no archive")
     with pytest.raises(ValueError, match="neither a tar nor a zip"):
         safe_extract(tmp_path / "plain.txt", tmp_path / "x")
-
-
-def test_sha256_file(tmp_path):
-    data = np.random.default_rng(0).bytes(3_000_000)
-    (tmp_path / "f").write_bytes(data)
-    assert sha256_file(tmp_path / "f") == hashlib.sha256(data).hexdigest()
 
 
 # ---------------------------------------------------------------- to_model_input

@@ -13,6 +13,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from nclib import cache
 from nclib.data import synth
 from nclib.data.audio import log_mel
 
@@ -112,10 +113,24 @@ def test_load_synth_caches_atomically_and_recovers_from_corruption(tmp_path, mon
     assert hit[2] == first[2]
     files[0].write_bytes(files[0].read_bytes()[:100])  # a partial write
     monkeypatch.setitem(synth.SYNTH_TASKS, "synth_voice_quality", real)
-    redone = synth.load_synth("synth_voice_quality", tmp_path, **args)
+    with pytest.warns(UserWarning, match="recomputing"):
+        redone = synth.load_synth("synth_voice_quality", tmp_path, **args)
     np.testing.assert_array_equal(redone[0], first[0])
     other = synth.load_synth("synth_voice_quality", tmp_path, **(args | {"seed": 1}))
     assert len(list((tmp_path / "synth").iterdir())) == 2 and not np.array_equal(other[0], first[0])
+
+
+@_needs("synth_voice_quality")
+def test_editing_the_generators_regenerates_the_audio(tmp_path, monkeypatch):
+    """The cache key holds the code digest of nclib.data.synth: other code, other file (no stale audio)."""
+    args = dict(n_positive=2, n_negative=2, sample_rate=8000, seed=0)
+    synth.load_synth("synth_voice_quality", tmp_path, **args)
+    synth.load_synth("synth_voice_quality", tmp_path, **args)
+    assert len(list((tmp_path / "synth").iterdir())) == 1
+    real = cache.code_digest
+    monkeypatch.setattr(cache, "code_digest", lambda *m: real(*m) if m != ("nclib.data.synth",) else "edited")
+    synth.load_synth("synth_voice_quality", tmp_path, **args)
+    assert len(list((tmp_path / "synth").iterdir())) == 2
 
 
 def test_load_synth_rejects_unknown_task(tmp_path):

@@ -16,7 +16,9 @@ from scipy import stats
 from nclib.evaluate import (
     abs_pearson,
     bootstrap_ci,
+    bootstrap_draws,
     correlation_table,
+    drop_constant,
     kendall,
     pearson,
     relative_topk,
@@ -301,6 +303,31 @@ def test_bootstrap_skips_single_model_resamples(metric):
     assert bootstrap_ci(metric, [2.0, 1.0, 0.0], [0.0, 1.0, 2.0], n=400) == (2.0, 1.0, 2.0)
 
 
+@pytest.mark.parametrize(("ours", "independent", "kwargs"), [
+    (pearson, _scipy_pearson, {}),
+    (kendall, _scipy_kendall_lower, {"higher_is_better": False}),
+    (top1_regret, _loop_regret, {}),
+])  # fmt: skip
+def test_bootstrap_draws_are_the_documented_resamples_with_nan_where_undefined(ours, independent, kwargs):
+    s, y = np.array([1.0, 1.0, 2.0]), _zoo(3, 14)[1]  # a tie: resamples of models 0 and 1 only have a constant score
+    idx = np.random.default_rng(5).integers(0, 3, size=(200, 3))
+    expected = []
+    for row in idx:
+        try:
+            expected.append(independent(s[row], y[row], **kwargs) if np.ptp(row) > 0 else np.nan)
+        except ValueError:  # constant score or performance on this resample
+            expected.append(np.nan)
+    got = bootstrap_draws(ours, s, y, n=200, seed=5, **kwargs)
+    np.testing.assert_allclose(got, expected, atol=1e-12)  # NaN in the same places
+    assert np.isnan(got).any() and np.isfinite(got).any()
+
+
+def test_bootstrap_draws_of_a_single_model_are_undefined_even_for_the_regret():
+    got = bootstrap_draws(top1_regret, [1.0, 0.0], [0.0, 1.0], n=100, seed=0)
+    single = np.ptp(np.random.default_rng(0).integers(0, 2, size=(100, 2)), axis=1) == 0
+    assert np.isnan(got[single]).all() and (got[~single] == 1.0).all()
+
+
 def test_bootstrap_too_many_undefined_raises():
     # defined only when models 0 and 2 are both drawn: P = 12/27, so > half the resamples are undefined
     with pytest.raises(ValueError, match="undefined in"):
@@ -316,6 +343,15 @@ def test_bootstrap_bad_arguments():
 
 
 # ---------------------------------------------------------------- correlation_table
+
+
+def test_drop_constant_keeps_the_scores_that_vary_over_their_models():
+    scores = pd.DataFrame({"flat": [0.5, 0.5, 0.5], "flat_but_missing": [1.0, np.nan, 1.0],
+                           "one": [np.nan, 2.0, np.nan], "varies": [1.0, 2.0, np.nan], "none": [np.nan] * 3},
+                          index=["a", "b", "c"])  # fmt: skip
+    kept = drop_constant(scores)
+    assert list(kept.columns) == ["varies"]
+    pd.testing.assert_frame_equal(kept, scores[["varies"]])
 
 
 @pytest.fixture

@@ -18,10 +18,16 @@ import pytest
 import torch
 
 import nclib
-from nclib import collapse, grid, pipeline
+import nclib.stages.data
+import nclib.stages.embeddings
+import nclib.stages.pretrain
+import nclib.stages.scores
+import nclib.stages.transfer
+from nclib import cache, collapse, grid, pipeline, stages
 from nclib.config import load_profile
 from nclib.data import synth
 from nclib.scores import REGISTRY
+from nclib.stages.transfer import finetune_subset
 
 pytestmark = pytest.mark.skipif(
     bool(synth.missing_packages("synth_scenes") + synth.missing_packages("synth_music")
@@ -88,7 +94,7 @@ def test_embeddings_have_the_zoos_shapes(run):
     table1 = out["table1"].set_index("model")
     for model, emb in out["audio", "train"].items():
         assert emb.features.shape == (n["train"], dims[table1.loc[model, "architecture"]])
-        classes = {"scenes": 6, "music": 8, "speech": 10}[pipeline.SOURCE_TASK[table1.loc[model, "source_task"]]]
+        classes = {"scenes": 6, "music": 8, "speech": 10}[stages.pretrain.SOURCE_TASK[table1.loc[model, "source_task"]]]
         assert emb.probs.shape == (n["train"], classes) and np.allclose(emb.probs.sum(axis=1), 1, atol=1e-5)
 
 
@@ -167,12 +173,14 @@ def test_second_call_is_a_cache_hit_without_model_work(run, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("model work on a warm cache")
 
-    for layer in (torch.nn.Conv2d, torch.nn.Linear, torch.nn.GRU):  # no forward pass of any network
-        monkeypatch.setattr(layer, "forward", forbidden)
-    for name in ("transfer", "train_linear", "score_zoo"):  # no training, no scoring
-        monkeypatch.setattr(pipeline, name, forbidden)
+    monkeypatch.setattr(torch.nn.Module, "__call__", forbidden)  # no call of any network, layer or front end
+    for module, name in ((stages.transfer, "transfer"), (stages.pretrain, "transfer"),
+                         (stages.transfer, "train_linear"), (stages.scores, "score_zoo"),
+                         (stages.embeddings, "build_image"), (stages.pretrain, "build_audio")):  # no model work
+        monkeypatch.setattr(module, name, forbidden)
     monkeypatch.setattr(synth, "_map", forbidden)  # no audio synthesis (every generator renders through _map)
-    pipeline._MEMORY.clear()  # data are read again (embedding keys digest the inputs), from the caches
+    stages.data._MEMORY.clear()  # data are read again, from the caches
+    stages.embeddings.image_model.cache_clear()
     again = _everything(profile)
     for k, v in out.items():
         if isinstance(v, pd.DataFrame):
@@ -195,7 +203,7 @@ def test_run_is_a_pure_function_of_its_plain_config(run, tmp_path):
     stored = [json.loads(p.read_text()) for p in sorted(path.glob("*.json"))]
     record = next(s for s in stored if s["config"]["model"] == "digits_cnn" and s["config"]["strategy"] == "linear")
     assert "cache_dir" not in json.dumps(record["config"]) and "data_root" not in json.dumps(record["config"])
-    assert record["config"]["code"] == pipeline.code_version("image_transfer")
+    assert record["config"]["code"] == cache.code_digest("nclib.stages.transfer")
     fresh = pipeline.run_transfer(record["config"], cache_dir=str(tmp_path / "fresh"))
     expected = record["result"]
     for key in ("test_metric", "val_metric", "best_epoch", "metric"):
@@ -210,32 +218,40 @@ def test_run_is_a_pure_function_of_its_plain_config(run, tmp_path):
                                                if json.loads(p.read_text())["config"] == record["config"])
 
 
-def test_code_version_follows_the_code_each_stage_depends_on(tmp_path, monkeypatch):
-    a = 'def f(x):\n    """Doc."""\n    return x + 1  # note\n'
-    b = "def f(x):\n    return x+1\n"
-    c = "def f(x):\n    return x + 2\n"
-    assert pipeline._code_only(a) == pipeline._code_only(b) != pipeline._code_only(c)
+STAGE_MODULES = ("data", "pretrain", "embeddings", "transfer", "scores", "studies")
+EDITS = {  # edited module -> the stages whose cached results must be recomputed
+    "models/audio.py": {"pretrain", "embeddings", "transfer", "scores", "studies"},
+    "models/image.py": {"embeddings", "transfer", "scores", "studies"},
+    "data/synth.py": set(STAGE_MODULES),
+    "train.py": {"pretrain", "embeddings", "transfer", "scores", "studies"},
+    "scores/nc.py": {"scores", "studies"},
+    "stages/transfer.py": {"transfer", "studies"},
+    "plots.py": set(),
+    "pitfalls.py": set(),
+}
+
+
+@pytest.mark.parametrize("edited", list(EDITS))
+def test_editing_a_module_reruns_exactly_the_stages_that_import_it(edited, tmp_path, monkeypatch, request):
+    """Each stage's cache keys hold cache.code_digest of its module: a code edit changes the digests of the stages
+    that import the edited module, directly or not, and no other; a comment or docstring changes none."""
     copy = tmp_path / "nclib"
     shutil.copytree(Path(nclib.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(nclib, "__file__", str(copy / "__init__.py"))
+    monkeypatch.setattr(cache, "PACKAGE", copy)
+    request.addfinalizer(cache.code_digest.cache_clear)  # no digest of the copy outlives the test
 
-    def versions():
-        pipeline.code_version.cache_clear()
-        return {stage: pipeline.code_version(stage) for stage in pipeline._CODE}
+    def digests():
+        cache.code_digest.cache_clear()
+        return {stage: cache.code_digest(f"nclib.stages.{stage}") for stage in STAGE_MODULES}
 
-    before = versions()
-    assert all(v.startswith(nclib.__version__ + "+") for v in before.values())
-    assert len({before["image"], before["pretrain"], before["image_transfer"], before["image_scores"]}) == 4
-    audio = copy / "models" / "audio.py"
-    audio.write_text(audio.read_text().replace('"""Audio models', '"""The audio models', 1) + "# a comment\n")
-    assert versions() == before  # docstrings and comments do not count
-    audio.write_text(audio.read_text().replace("kernel_size=5", "kernel_size=3", 1))
-    after = versions()
-    assert {k for k in before if after[k] != before[k]} == {"pretrain", "audio", "audio_transfer", "audio_scores"}
-    monkeypatch.undo()
-    pipeline.code_version.cache_clear()
-    with pytest.raises(ValueError, match="unknown stage"):
-        pipeline.code_version("plots")
+    before = digests()
+    assert len(set(before.values())) == len(STAGE_MODULES)
+    path = copy / edited
+    path.write_text(path.read_text() + "\n# a comment\n")
+    assert digests() == before
+    path.write_text(path.read_text() + "\n_EDITED = 1\n")
+    after = digests()
+    assert {s for s in STAGE_MODULES if after[s] != before[s]} == EDITS[edited]
 
 
 def test_paper_profile_says_where_the_data_is_missing(tmp_path):
@@ -270,8 +286,8 @@ def test_paper_reported_numbers():
 
 def test_finetune_subset_keeps_at_most_k_per_class_seeded():
     labels = np.array([0] * 10 + [1] * 3 + [2] * 6)
-    keep = pipeline._finetune_subset(labels, 4, seed=0)
+    keep = finetune_subset(labels, 4, seed=0)
     assert np.bincount(labels[keep]).tolist() == [4, 3, 4] and np.all(np.diff(keep) > 0)
-    np.testing.assert_array_equal(keep, pipeline._finetune_subset(labels, 4, seed=0))
-    assert any(not np.array_equal(keep, pipeline._finetune_subset(labels, 4, seed=s)) for s in range(1, 5))
-    np.testing.assert_array_equal(pipeline._finetune_subset(labels, None, seed=0), np.arange(len(labels)))
+    np.testing.assert_array_equal(keep, finetune_subset(labels, 4, seed=0))
+    assert any(not np.array_equal(keep, finetune_subset(labels, 4, seed=s)) for s in range(1, 5))
+    np.testing.assert_array_equal(finetune_subset(labels, None, seed=0), np.arange(len(labels)))

@@ -38,14 +38,29 @@ def test_measure_values_unknown_direction_and_constant():
     assert np.isnan(flat.loc["nc", "pearson"])
 
 
-def test_bootstrap_models_is_paired_and_matches_scipy_on_each_resample():
+def test_bootstrap_models_resamples_each_scores_models_and_matches_scipy():
     draws = pitfalls.bootstrap_models(SCORES, PERF, ("pearson",), n=30, seed=3)
-    idx = np.random.default_rng(3).integers(0, 5, size=(30, 5))  # the documented resampling
-    for d in (0, 7, 29):
-        s, p = -SCORES["nc"].to_numpy()[idx[d]], PERF.to_numpy()[idx[d]]
-        got = draws.query("draw == @d and score == 'nc'")["value"].item()
-        expected = stats.pearsonr(s, p)[0] if np.ptp(s) > 0 else np.nan
-        assert got == pytest.approx(expected, nan_ok=True)
+    assert list(draws.columns) == ["draw", "score", "measure", "value"] and len(draws) == 30 * 2
+    for name, sign in (("nc", -1.0), ("logme", 1.0)):  # NC over the 5 models, LogME over the 4 it has a value for
+        col = SCORES[name].dropna()
+        idx = np.random.default_rng(3).integers(0, len(col), size=(30, len(col)))  # the documented resampling
+        for d in range(30):
+            s, p = sign * col.to_numpy()[idx[d]], PERF[col.index].to_numpy()[idx[d]]
+            got = draws.query("draw == @d and score == @name")["value"].item()
+            expected = stats.pearsonr(s, p)[0] if np.ptp(s) > 0 and np.ptp(p) > 0 else np.nan
+            assert got == pytest.approx(expected, nan_ok=True)
+
+
+def test_bootstrap_models_undefined_draws_are_nan_for_every_measure():
+    two = pd.DataFrame({"logme": [1.0, 2.0]}, index=["a", "b"])
+    draws = pitfalls.bootstrap_models(two, PERF[["a", "b"]], ("pearson", "top1_regret"), n=40, seed=1)
+    idx = np.random.default_rng(1).integers(0, 2, size=(40, 2))
+    single = np.ptp(idx, axis=1) == 0  # a draw of one model twice: undefined even for the regret
+    for m in ("pearson", "top1_regret"):
+        values = draws[draws["measure"] == m].sort_values("draw")["value"].to_numpy()
+        assert np.isnan(values[single]).all() and np.isfinite(values[~single]).all() and single.any()
+    lone = pitfalls.bootstrap_models(SCORES.assign(logme=[1.0, *[np.nan] * 4]), PERF, ("kendall",), n=5)
+    assert lone[lone["score"] == "logme"]["value"].isna().all()
 
 
 def test_a_perfect_score_wins_every_draw():

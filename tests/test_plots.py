@@ -205,6 +205,91 @@ def test_training_curves_need_the_long_columns():
         plots.training_curves(_history().drop(columns="val_metric"), metric="auroc", profile="p")
 
 
+# ---------------------------------------------------------------- the figures of "Pitfalls, measured"
+
+
+def _draws() -> pd.DataFrame:
+    rng = np.random.default_rng(4)
+    rows = [{"source": src, "draw": d, "score": s, "measure": m, "value": rng.uniform(-1, 1)}
+            for src in ("models", "seeds") for d in range(20) for s in ("nc", "logme", "leep")
+            for m in ("kendall", "top1_regret")]  # fmt: skip
+    rows[0]["value"] = np.nan  # an undefined draw
+    return pd.DataFrame(rows)
+
+
+def test_plot_draws_one_panel_per_source_and_measure_with_its_direction(tmp_path):
+    draws = _draws()
+    fig = plots.plot_draws(draws, profile="mini", title="Draws", path=tmp_path / "draws.png")
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 4 and "Draws" in fig.get_suptitle() and "mini" in fig.get_suptitle()
+    assert [ax.get_title() for ax in axes] == ["over models", "over models", "over seeds", "over seeds"]
+    assert [ax.get_xlabel() for ax in axes[:2]] == ["kendall (higher is better)", "top1_regret (lower is better)"]
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == ["nc", "logme", "leep"]
+    assert len(axes[0].patches) == 3  # one box per score
+    assert (tmp_path / "draws.png").is_file()
+
+
+def test_plot_min_models_one_line_per_pairing_on_a_log_scale():
+    grid = pd.DataFrame({"r1": 0.93, "r2": [0.5, 0.7, 0.5, 0.7], "r12": [None, None, 0.5, 0.5],
+                         "models": [10.0, 40.0, 6.0, 20.0]})  # fmt: skip
+    fig = plots.plot_min_models(grid, claim=(0.93, 0.76), zoo_size=6, profile="mini")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and "mini" in fig.get_suptitle()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["independent zoos", "one zoo, r12 = 0.5"]
+    curves = [line for line in ax.lines if len(line.get_xdata()) == 2]
+    np.testing.assert_allclose(curves[0].get_ydata(), [10, 40])
+    np.testing.assert_allclose(curves[1].get_ydata(), [6, 20])
+    assert any(np.allclose(line.get_ydata(), 6) for line in ax.lines if len(line.get_xdata()) != 2)  # our zoo
+
+
+def test_plot_subsets_one_panel_per_score_and_crosses_for_weak_models():
+    sweep = pd.DataFrame({"subset": ["a+b+c", "a+b+d", "a+c+d"] * 2, "spread": [0.1, 0.2, 0.3] * 2,
+                          "score": ["nc"] * 3 + ["logme"] * 3, "measure": "kendall",
+                          "value": [0.5, -0.5, 1.0, 0.2, np.nan, 0.4], "d": [False, True, True] * 2})  # fmt: skip
+    fig = plots.plot_subsets(sweep, "kendall", weak=["d"], profile="mini", title="Subsets")
+    nc, logme = (ax for ax in fig.axes if ax.get_visible())
+    np.testing.assert_allclose(np.sort(nc.collections[0].get_offsets(), axis=0), [[0.1, -0.5], [0.2, 0.5], [0.3, 1]])
+    assert len(logme.collections[0].get_offsets()) == 2  # the undefined sub-zoo is left out
+    assert nc.get_title() == "NC (lower is better)" and "crosses: sub-zoos with d" in fig.get_suptitle()
+
+
+def test_plot_size_draws_performance_against_size_and_the_two_taus():
+    params = pd.Series([1e6, 4e6, 2e6], index=["a", "b", "c"])
+    perf = pd.Series([0.6, 0.9, 0.7], index=["a", "b", "c"])
+    table = pd.DataFrame({"score": ["performance", "nc", "logme"], "tau_size": [1.0, -0.3, 0.8],
+                          "tau_performance": [np.nan, 0.2, 0.6]})  # fmt: skip
+    fig = plots.plot_size(params, perf, table, metric="accuracy", profile="mini", title="Size")
+    a, b = fig.axes
+    np.testing.assert_allclose(a.collections[0].get_offsets(), np.c_[params, perf])
+    assert a.get_xscale() == "log" and sorted(t.get_text() for t in a.texts) == ["a", "b", "c"]
+    np.testing.assert_allclose(b.collections[0].get_offsets(), [[-0.3, 0.2], [0.8, 0.6]])  # not the first row
+    assert "accuracy" in a.get_ylabel() and "mini" in fig.get_suptitle()
+
+
+def test_plot_layers_performance_per_depth_and_taus_per_layer():
+    index = pd.MultiIndex.from_product([["early", "penultimate"], ["a", "b"]], names=["layer", "model"])
+    perf = pd.Series([0.6, 0.7, 0.8, 0.75], index=index)
+    taus = pd.DataFrame({"layer": ["early", "penultimate", "all"] * 2, "score": ["nc"] * 3 + ["logme"] * 3,
+                         "value": [0.1, 0.2, 0.3, -0.4, 0.5, 0.6]})  # fmt: skip
+    fig = plots.plot_layers(perf, taus, metric="AUROC", profile="mini", title="Layers")
+    a, b = fig.axes
+    assert [t.get_text() for t in a.get_legend().get_texts()] == ["a", "b"]
+    assert sorted(round(bar.get_width(), 6) for bar in b.patches if bar.get_height() > 0 and bar.get_width() != 0) == \
+        sorted(taus["value"])
+    assert [t.get_text() for t in b.get_legend().get_texts()] == ["early", "penultimate", "all"]
+    assert "AUROC" in a.get_ylabel() and "mini" in fig.get_suptitle()
+
+
+def test_plot_splits_one_point_per_score_and_panel():
+    taus = pd.DataFrame({"panel": ["image, linear"] * 2 + ["audio, linear"] * 2, "score": ["nc", "logme"] * 2,
+                         "train": [0.1, 0.2, 0.3, 0.4], "val": [-0.1, 0.5, 0.6, 0.7]})  # fmt: skip
+    fig = plots.plot_splits(taus, profile="mini", title="Splits")
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["image, linear", "audio, linear"]
+    np.testing.assert_allclose(panels[1].collections[0].get_offsets(), [[0.3, 0.6], [0.4, 0.7]])
+    assert sorted(t.get_text() for t in panels[0].texts) == ["logme", "nc"] and "mini" in fig.get_suptitle()
+
+
 def test_table1_puts_the_papers_parameter_counts_beside_ours():
     zoo = pd.DataFrame({
         "model": ["dcase_asc", "cnn_music", "crnn_speech"],

@@ -11,6 +11,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import pinned
 from sklearn.covariance import LedoitWolf
 from sklearn.decomposition import PCA
 
@@ -65,44 +66,17 @@ def case(name: str):
     return x.astype(dtype), y
 
 
-# Run outside this project on x.astype(float64), y = case(name) (numpy 2.4.6, scikit-learn 1.9.1, tensorflow 2.21.0):
+# Run outside this project on x.astype(float64), y = case(name):
 #   h_score, regularized_h_score: tllib/ranking/hscore.py and transrate: tllib/ranking/transrate.py of
 #     github.com/thuml/Transfer-Learning-Library at commit c4aa59eb565650a552b809411601d0589efbbfe4;
 #   gbc: get_gbc_score(pca_reduction(x, k), y, "spherical") of github.com/google-research/google-research,
-#     stable_transfer/transferability/gbc.py (commit 1d4d2f1aa6f2883a790d2ae46a6ee8ab150d8f31) and
+#     stable_transfer/transferability/gbc.py (commit 1d4d2f1aa6f2883a790d2ae46a6ee8ab150d8f31, tensorflow) and
 #     features_targets_utils.py (sklearn PCA, output cast to float32), for k = min(64, D, N - 1) and k = 8.
-# (h_score, regularized_h_score)
-HSCORE = {
-    "ten_classes": (7.605549281708888, 7.447217506429899),
-    "d_gt_n": (2.0000000000000018, 1.9674359773522654),
-    "binary": (0.6759708239291848, 0.508114234812639),
-    "imbalanced_relu": (2.7746915521645104, 2.6681007067525835),
-    "d_gt_n_relu": (3.0000000000000533, 2.9304338659810023),
-    "float32_relu": (7.9387864670447765, 7.791607777747797),
-    "n_eq_d": (0.9999999999999727, 0.9106127689539936),
-    "few_samples": (2.0000000000000018, 2.025134912311291),
-}
-TRANSRATE = {
-    "ten_classes": 46.2912289770091,
-    "d_gt_n": 392.60416262931983,
-    "binary": 0.6837849594568013,
-    "imbalanced_relu": 153.79174794065773,
-    "d_gt_n_relu": 232.47299988789914,
-    "float32_relu": 122.84885500158364,
-    "n_eq_d": 29.308041077478826,
-    "few_samples": 92.20287036741192,
-}
-# (k = min(64, D, N - 1), k = 8)
-GBC = {
-    "ten_classes": (-0.0003590233682189137, -0.0033287128899246454),
-    "d_gt_n": (-0.011293591931462288, -0.03435690701007843),
-    "binary": (-0.7247881889343262, -0.9767835140228271),
-    "imbalanced_relu": (-0.004663215950131416, -1.7123280763626099),
-    "d_gt_n_relu": (-0.02059224620461464, -1.6703441143035889),
-    "float32_relu": (-0.006569946650415659, -8.040153503417969),
-    "n_eq_d": (-0.021600358188152313, -0.2015131562948227),
-    "few_samples": (-0.0010971722658723593, -0.025346029549837112),
-}
+# The values are tests/reference/pins.json["hscore"], ["transrate"] and ["gbc"], written by
+# tests/reference/regenerate.py, which reruns them and records the versions used.
+HSCORE = pinned("hscore", CASES)  # (h_score, regularized_h_score)
+TRANSRATE = pinned("transrate", CASES)
+GBC = pinned("gbc", CASES)  # (k = min(64, D, N - 1), k = 8)
 
 
 def naive_hscore(f: np.ndarray, y: np.ndarray, shrinkage: bool) -> float:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import pinned
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
@@ -56,17 +57,20 @@ def pseudo_labels(seed: int, n: int, n_source: int, n_target: int):
 
 # Pinned by running thuml/Transfer-Learning-Library (commit c4aa59eb565650a552b809411601d0589efbbfe4)
 # tllib/ranking/leep.py::log_expected_empirical_prediction and tllib/ranking/nce.py::negative_conditional_entropy
-# with numpy 2.4.6 on the inputs built here by softmax_probs(*key) and pseudo_labels(*key).
-LEEP_PINS = {
-    (3, 200, 7, 4, 2.0): -1.1608466265562822,
-    (4, 300, 5, 2, 1.0): -0.4607995528904572,  # binary
-    (5, 50, 20, 3, 0.5): -0.8350064145051083,  # more source classes than samples per class
-}
-NCE_PINS = {
-    (6, 200, 6, 3): -0.6751417860848997,
-    (7, 500, 10, 2): -0.34683907488328414,  # binary, imbalanced source classes
-    (8, 40, 3, 5): -0.9222939208485008,  # fewer source than target classes
-}
+# on the inputs built here by softmax_probs(*key) and pseudo_labels(*key): tests/reference/pins.json["leep"] and
+# ["nce"], written by tests/reference/regenerate.py, which reruns them and records the versions used.
+LEEP_CASES = [
+    (3, 200, 7, 4, 2.0),
+    (4, 300, 5, 2, 1.0),  # binary
+    (5, 50, 20, 3, 0.5),  # more source classes than samples per class
+]
+NCE_CASES = [
+    (6, 200, 6, 3),
+    (7, 500, 10, 2),  # binary, imbalanced source classes
+    (8, 40, 3, 5),  # fewer source than target classes
+]
+LEEP_PINS = pinned("leep", LEEP_CASES)
+NCE_PINS = pinned("nce", NCE_CASES)
 
 
 @pytest.mark.parametrize("key", LEEP_PINS)

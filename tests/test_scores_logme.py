@@ -12,6 +12,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import pinned
 from scipy import linalg, optimize
 
 from nclib.scores import logme
@@ -66,18 +67,11 @@ def case(name: str):
 
 
 # (fixed_point, icml) from LogME.py of github.com/thuml/LogME at commit 56551ca94a3295bcc37e6a01b1291911af985f07,
-# run outside this project (numpy 2.4.6, numba 0.68.1) as LogME().fit(x.astype(float64), y) and, for "icml", with
-# _fit = _fit_icml; x, y = case(name) (float32_relu: the float32 matrix, cast to float64 by the reference).
-REFERENCE = {
-    "ten_classes": (0.48459990834379163, 0.4845651511146465),
-    "d_gt_n": (15.187161143923, 0.2355973095364614),
-    "binary": (-0.7354089803714599, -0.735412235516791),
-    "imbalanced_relu": (0.998923149449853, 0.9989180131064754),
-    "d_gt_n_relu": (5.676771728811195, 0.31768443876879915),
-    "float32_relu": (0.6470258848988336, 0.647021341662408),
-    "n_eq_d": (-0.37677030940585254, -0.37682439621292063),
-    "few_samples": (9.06204758732457, 0.10689674575208245),
-}
+# run outside this project (numba) as LogME().fit(x.astype(float64), y) and, for "icml", with _fit = _fit_icml;
+# x, y = case(name) (float32_relu: the float32 matrix, cast to float64 by the reference). The values are
+# tests/reference/pins.json["logme"], written by tests/reference/regenerate.py, which reruns it and records the
+# versions used.
+REFERENCE = pinned("logme", CASES)
 
 
 def naive_logme(f: np.ndarray, y: np.ndarray, method: str) -> float:

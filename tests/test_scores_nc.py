@@ -10,6 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import pinned
 
 from nclib.scores.nc import nc
 
@@ -72,12 +73,9 @@ def test_many_chunks_match_naive_loop(monkeypatch, variant):
 
 # Pinned by running compute_neural_collapse_score from the authors' demo notebook
 # (github.com/AnshThakur/NC_Scores_Demo, Demo_NC_Scores.ipynb, commit bcf5473dd90d03b734c59b8b90578022f1ad6d01)
-# with numpy 2.4.6 on blobs(*CASES[case]) (float64 features, labels 0..C-1).
-DEMO_PINS = {
-    "balanced": 0.2722409256988221,
-    "imbalanced_binary_960_428": 1.3056288768703215,
-    "d_greater_than_n": 0.6373509783518376,
-}
+# on blobs(*CASES[case]) (float64 features, labels 0..C-1): tests/reference/pins.json["nc_demo"], written by
+# tests/reference/regenerate.py, which reruns it and records the versions used.
+DEMO_PINS = pinned("nc_demo", CASES)
 
 
 @pytest.mark.parametrize("case", DEMO_PINS)

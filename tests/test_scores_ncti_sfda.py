@@ -5,6 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import pinned
 
 from nclib.scores.ncti import _ncti_terms, ncti
 from nclib.scores.sfda import sfda
@@ -31,16 +32,18 @@ def zoo(seed, counts, specs):
 
 # ---------------------------------------------------------------------------------------------------------------
 # SFDA. Pins: SFDA_Score of github.com/TencentARC/SFDA metrics.py (commit 3b7edf76bd682acb1eba4f4c5eb7ea7f3f7f6c59),
-# run outside the project as SFDA_Score(x.copy(), y) on blobs(*args) (numpy 2.4.6, scipy 1.17.1). The reference is
-# deterministic (no random draws). The last column is the adaptive shrinkage the reference printed.
-SFDA_PINS = {
-    # name: ((seed, counts, D, sep, scale), score, shrinkage)
-    "multiclass": ((0, [30, 30, 30, 30], 10, 1.0, 1.0), 0.6609077857952191, 5.2e-4),
-    "binary_imbalanced": ((1, [40, 10], 6, 1.0, 1.0), 0.9156048343807801, 3.6e-3),
-    "d_gt_n": ((2, [10, 8, 12], 50, 0.5, 0.2), 0.9957777943453178, 0.46),  # N = 30 < D = 50
-    "imbalanced_multiclass": ((3, [50, 20, 5, 25], 16, 0.5, 1.0), 0.5607032588502249, 5.5e-4),
-    "heavy_shrinkage": ((4, [20, 25, 30], 8, 1.0, 0.1), 0.6646778925256388, 0.93),
+# run outside the project as SFDA_Score(x.copy(), y) on blobs(*args): tests/reference/pins.json["sfda"], written by
+# tests/reference/regenerate.py, which reruns it and records the versions used. The reference is deterministic (no
+# random draws). The last column is the adaptive shrinkage the reference printed (2 significant digits).
+SFDA_CASES = {  # name: (seed, counts, D, sep, scale)
+    "multiclass": (0, [30, 30, 30, 30], 10, 1.0, 1.0),
+    "binary_imbalanced": (1, [40, 10], 6, 1.0, 1.0),
+    "d_gt_n": (2, [10, 8, 12], 50, 0.5, 0.2),  # N = 30 < D = 50
+    "imbalanced_multiclass": (3, [50, 20, 5, 25], 16, 0.5, 1.0),
+    "heavy_shrinkage": (4, [20, 25, 30], 8, 1.0, 0.1),
 }
+# name: ((seed, counts, D, sep, scale), score, shrinkage)
+SFDA_PINS = {name: (SFDA_CASES[name], *pins) for name, pins in pinned("sfda", SFDA_CASES).items()}
 
 
 @pytest.mark.parametrize("name", SFDA_PINS)
@@ -75,7 +78,9 @@ def test_sfda_invariant_to_relabelling_order_and_translation(seed, counts, d, da
 # ---------------------------------------------------------------------------------------------------------------
 # NCTI. Pins: NCTI_Score of github.com/BUserName/NCTI metrics.py (commit b18d39514a3f2a7a949500b467a38b93de1428e4)
 # per model, then the min-max normalisation of its evaluate_metric_group1_cpu.py (score = ncc~ + seli~ - vc~),
-# run outside the project on zoo(*args) with scikit-learn 1.8.0 (numpy 2.4.6, scipy 1.17.1). At these sizes sklearn's
+# run outside the project on zoo(*args) with scikit-learn 1.8.0 (1.9.1's 'svd' LDA gives other values):
+# tests/reference/pins.json["ncti"] and ["ncti_terms"], written by tests/reference/regenerate.py, which reruns them
+# and records the versions used. At these sizes sklearn's
 # PCA is exact (full / covariance_eigh solver). Models with scale 0.1 or 0.05 take the reference's 'eigen'
 # (shrinkage) LDA branch, the others its 'svd' branch.
 NCTI_CASES = {
@@ -83,30 +88,9 @@ NCTI_CASES = {
     "binary_imbalanced": (11, [300, 100], [(64, 0.3, 1.0), (96, 0.1, 1.0), (128, 0.2, 0.05)]),
     "d_gt_n": (12, [50, 50, 50], [(200, 0.3, 1.0), (300, 0.2, 1.0), (400, 0.4, 0.1)]),  # N = 150 < D
 }
-NCTI_PINS = {
-    "multiclass": {"m0": 0.5653281497898439, "m1": -1.0, "m2": 2.0, "m3": 0.18301951320725895},
-    "binary_imbalanced": {"m0": 2.0, "m1": -1.0, "m2": 0.6441835985350199},
-    "d_gt_n": {"m0": 1.34278977229687, "m1": -1.0, "m2": 2.0},
-}
+NCTI_PINS = pinned("ncti", NCTI_CASES)  # name: {model: score}
 # NCTI_Score's return value per model: (all_lowfeat_nuc, sfda_score, log(class_pred_nuc)).
-NCTI_TERMS = {
-    "multiclass": {
-        "m0": (113.87814440374044, 0.9483145925994685, 3.8695574542104043),
-        "m1": (80.92903366875967, 0.6941657455466119, 3.9791400812361255),
-        "m2": (181.12292248381414, 0.9982004516842008, 3.7055625151325637),
-        "m3": (101.852701916832, 0.9147274696753952, 3.9110907898147436),
-    },
-    "binary_imbalanced": {
-        "m0": (41.166264891671716, 0.9743505106209446, 3.400553300958765),
-        "m1": (25.567367458996884, 0.8012941169197845, 3.4110637542551525),
-        "m2": (31.550071261090306, 0.9450884335325253, 3.406546995496978),
-    },
-    "d_gt_n": {
-        "m0": (80.96144553393145, 0.9999404381475638, 3.054970136452521),
-        "m1": (62.90929031367574, 0.9948522904970079, 3.0855760240917283),
-        "m2": (112.29283758616268, 1.0, 3.0546237913821828),
-    },
-}
+NCTI_TERMS = pinned("ncti_terms", NCTI_CASES)
 
 
 @pytest.mark.parametrize("name", NCTI_CASES)

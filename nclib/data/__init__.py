@@ -1,24 +1,17 @@
-"""Datasets of both profiles, and the two safety helpers every loader uses.
+"""Datasets of both profiles, and the safety helper every loader uses.
 
 Nothing from outside is trusted blindly: archives are checked member by member before anything
 is extracted (:func:`safe_extract`), and downloaded or packaged files are checked against known
-digests (:func:`sha256_file`).
+digests (:func:`nclib.cache.file_digest`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import tarfile
 import zipfile
 from pathlib import Path
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 digest of a file, read in chunks."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:

@@ -26,6 +26,7 @@ splits of a profile's task, synthetic (``mini``) or real (``paper``), through on
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -177,20 +178,20 @@ def audio_splits(profile, task: str) -> dict[str, torch.utils.data.Dataset]:
     if name not in LOADERS:
         raise ValueError(f"unknown audio dataset {name!r}; choose one of {sorted(LOADERS) + sorted(synth.SYNTH_TASKS)}")
     loaded = LOADERS[name](Path(profile.data_root) / name)
-    if name == "speech_commands":
-        files = loaded
+    if isinstance(loaded, AudioFiles):  # coswara, gtzan: no official split
+        files = {k: loaded.subset(i) for k, i in stratified_split(loaded.labels, fractions, seed).items()}
+        if name == "coswara":
+            found = (int(loaded.labels.sum()), int((loaded.labels == 0).sum()))
+            if found != (cfg.downstream.n_positive, cfg.downstream.n_negative):
+                warnings.warn(f"COSWARA selection gave {found[0]} positive / {found[1]} negative recordings; "
+                              f"the profile (paper) expects {cfg.downstream.n_positive} / "
+                              f"{cfg.downstream.n_negative}", stacklevel=2)  # fmt: skip
     elif name == "dcase2018_task1a":
         inner = stratified_split(loaded["train"].labels, {"train": 0.9, "val": 0.1}, seed)
         files = {"train": loaded["train"].subset(inner["train"]), "val": loaded["train"].subset(inner["val"])}
         files["test"] = loaded["test"]
-    else:
-        files = {k: loaded.subset(i) for k, i in stratified_split(loaded.labels, fractions, seed).items()}
-    if name == "coswara":
-        found = (int(loaded.labels.sum()), int((loaded.labels == 0).sum()))
-        if found != (cfg.downstream.n_positive, cfg.downstream.n_negative):
-            warnings.warn(f"COSWARA selection gave {found[0]} positive / {found[1]} negative recordings; "
-                          f"the profile (paper) expects {cfg.downstream.n_positive} / {cfg.downstream.n_negative}",
-                          stacklevel=2)  # fmt: skip
+    else:  # speech_commands: the official split
+        files = loaded
     return {k: AudioFileDataset(f, rate, SECONDS[name]) for k, f in files.items()}
 
 
@@ -361,7 +362,7 @@ def load_speech_commands(root: str | Path) -> dict[str, AudioFiles]:
     words = tuple(sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("_")))
     lists = {k: set((base / f).read_text().split()) for k, f in (("val", "validation_list.txt"),
                                                                 ("test", "testing_list.txt"))}  # fmt: skip
-    out = {k: ([], []) for k in ("train", "val", "test")}
+    out: dict[str, tuple[list[Path], list[int]]] = {k: ([], []) for k in ("train", "val", "test")}
     for label, word in enumerate(words):
         for path in sorted((base / word).glob("*.wav")):
             rel = f"{word}/{path.name}"
@@ -394,8 +395,8 @@ def load_dcase2018_task1a(root: str | Path) -> dict[str, AudioFiles]:
         found = _dcase_list(base, stem)
         if not (base / "meta.csv").is_file() or found is None:
             raise _missing("dcase2018_task1a", root, f"meta.csv and evaluation_setup/{stem}.txt")
-        rows = [line.split("\t") for line in found.read_text().splitlines() if line.strip()]
-        lists[split] = [(r[0].strip(), r[1].strip()) for r in rows if r[0].strip() != "filename"]
+        cells = [line.split("\t") for line in found.read_text().splitlines() if line.strip()]
+        lists[split] = [(r[0].strip(), r[1].strip()) for r in cells if r[0].strip() != "filename"]
     meta = pd.read_csv(base / "meta.csv", sep="\t", dtype=str)
     if not {"filename", "scene_label"} <= set(meta.columns):
         raise ValueError(f"{base / 'meta.csv'} lacks filename / scene_label columns; found {list(meta.columns)}")
@@ -424,7 +425,7 @@ def _dcase_list(base: Path, stem: str) -> Path | None:
                 None)  # fmt: skip
 
 
-LOADERS = {
+LOADERS: dict[str, Callable[[str | Path], AudioFiles | dict[str, AudioFiles]]] = {
     "coswara": load_coswara,
     "gtzan": load_gtzan,
     "speech_commands": load_speech_commands,

@@ -9,17 +9,17 @@ Both return uint8 images N x H x W x C and int64 labels.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nclib import cache
 from nclib.data import safe_extract
 from nclib.data.splits import stratified_split
 
@@ -53,7 +53,7 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 # What each loader reads and where to get it, told by its error messages and by ``python -m nclib.data check``.
 # folder: under data_root; layout: its files (<root> = that folder); download_mb: load_image_pools downloads that
 # much when the files are missing.
-DATASETS = {
+DATASETS: dict[str, dict[str, Any]] = {
     "fashion_mnist": {
         "title": "Fashion-MNIST",
         "folder": "FashionMNIST/raw",
@@ -175,11 +175,10 @@ def cifar10(root: str | Path, *, download: bool = False, verify: bool = True) ->
         )
     batches = {}
     for name, md5 in CIFAR10_MD5.items():
-        raw = (folder / name).read_bytes()
-        if verify and (digest := hashlib.md5(raw, usedforsecurity=False).hexdigest()) != md5:
+        if verify and (digest := cache.file_digest(folder / name, "md5")) != md5:
             raise ValueError(f"{folder / name} is not the original CIFAR-10 file (md5 {digest}, expected {md5}); "
                              f"delete it and download {CIFAR10_URL} again")
-        batches[name] = _cifar_batch(folder / name, raw)
+        batches[name] = _cifar_batch(folder / name, (folder / name).read_bytes())
     train = [batches[f"data_batch_{i}"] for i in range(1, 6)]
     return {
         "train": (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
@@ -232,7 +231,7 @@ def locate(dataset: str, data_root: str | Path | None) -> tuple[list[Path], Path
         folders = [FASHION_MNIST_DIR] + ([] if data_root is None else [Path(data_root) / DATASETS[dataset]["folder"]])
         return folders, next((f for f in folders if _fashion_files(f) is not None), None)
     if dataset == "cifar10":
-        folder = Path(data_root) / DATASETS[dataset]["folder"]
+        folder = Path(data_root or ".") / DATASETS[dataset]["folder"]
         return [folder], None if _cifar_missing(folder) else folder
     raise ValueError(f"unknown image dataset {dataset!r}; expected one of {sorted(DATASETS)}")
 

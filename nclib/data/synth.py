@@ -25,17 +25,16 @@ Generation is deterministic: item ``i`` of a task draws everything from ``numpy.
 task, i))`` and the external renderers are deterministic, so the same arguments give identical arrays.
 The espeak-ng and fluidsynth calls run in a small process pool (fork); resampling is polyphase
 (``scipy.signal.resample_poly``). ``load_synth`` caches the result as a checksummed ``.npz`` under ``cache_dir/synth/``
-(:mod:`nclib.cache`), keyed by every argument, the generator version and the tools' versions.
+(:mod:`nclib.cache`), keyed by every argument, this module's code (:func:`nclib.cache.code_digest`: editing
+the generators regenerates the audio) and the tools' versions.
 
 System packages: ``apt-get install -y espeak-ng fluidsynth fluid-soundfont-gm sonic-pi-samples``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import io
-import json
 import math
 import multiprocessing
 import os
@@ -55,7 +54,6 @@ from tqdm.auto import tqdm
 
 from nclib import cache
 
-GENERATOR_VERSION = 1
 SECONDS = {"synth_speech": 1.0, "synth_music": 2.0, "synth_scenes": 2.0, "synth_voice_quality": 2.0}
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 SONIC_PI_SAMPLES = Path("/usr/share/sonic-pi/samples")
@@ -230,9 +228,8 @@ def load_synth(name: str, cache_dir: str | os.PathLike | None, **kwargs) -> Synt
     bound = inspect.signature(SYNTH_TASKS[name]).bind(**kwargs)
     bound.apply_defaults()  # the key holds every argument, given or default
     key = {k: v for k, v in bound.arguments.items() if k != "workers"}
-    key |= {"name": name, "version": GENERATOR_VERSION, "tools": _tool_versions(name)}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = Path(cache_dir) / "synth" / f"{name}-{digest}.npz"
+    key |= {"name": name, "code": cache.code_digest(__name__), "tools": _tool_versions(name)}
+    path = Path(cache_dir) / "synth" / f"{name}-{cache.key(**key)[:16]}.npz"
     stored = cache.load_arrays(path)  # None when missing, partial or corrupt (with a warning): regenerate
     if stored is not None:
         return _from_pcm16(stored["pcm16"]), stored["labels"].astype(np.int64), tuple(map(str, stored["class_names"]))

@@ -25,7 +25,8 @@ def embedding_dim(model: nn.Module) -> int:
     parameter = next(model.parameters())
     x = torch.zeros(1, first_conv.in_channels, 64, 64, device=parameter.device, dtype=parameter.dtype)
     out: list[torch.Tensor] = []
-    handle = model.get_submodule(model.penultimate).register_forward_hook(lambda _m, _i, o: out.append(o))
+    layer = model.get_submodule(_module_name(model, "penultimate"))
+    handle = layer.register_forward_hook(lambda _m, _i, o: out.append(o))
     was_training = model.training
     try:
         with torch.inference_mode():
@@ -54,7 +55,15 @@ def replace_head(model: nn.Module, n_classes: int, seed: int) -> nn.Module:
         head.weight.copy_((torch.rand(n_classes, d, generator=generator) * 2 - 1) * bound)
         head.bias.copy_((torch.rand(n_classes, generator=generator) * 2 - 1) * bound)
     parameter = next(model.parameters())
-    parent, _, child = model.head_name.rpartition(".")
+    parent, _, child = _module_name(model, "head_name").rpartition(".")
     setattr(model.get_submodule(parent), child, head.to(device=parameter.device, dtype=parameter.dtype))
-    model.has_source_head = False
+    model.has_source_head = False  # type: ignore[assignment]  # torch types Module attributes as Tensor | Module
     return model
+
+
+def _module_name(model: nn.Module, attr: str) -> str:
+    """``model.<attr>`` (``penultimate`` or ``head_name``): the name of one of its modules."""
+    name = getattr(model, attr)
+    if not isinstance(name, str):
+        raise TypeError(f"{type(model).__name__}.{attr} must be a module name, got {type(name).__name__}")
+    return name

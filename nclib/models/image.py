@@ -13,12 +13,12 @@ normalisation of [0, 1] RGB pixels, and where its weights come from.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import timm
@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
+
+from nclib import cache
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -161,21 +163,14 @@ SUBSTITUTIONS: dict[str, str] = {
 def _mark(model: nn.Module, penultimate: str, head_name: str, has_source_head: bool) -> nn.Module:
     for module_name in (penultimate, head_name):
         model.get_submodule(module_name)  # fails early on a wrong name
-    model.penultimate, model.head_name, model.has_source_head = penultimate, head_name, has_source_head
+    model.penultimate, model.head_name = penultimate, head_name  # type: ignore[assignment]  # torch types attributes as Tensor | Module
+    model.has_source_head = has_source_head  # type: ignore[assignment]
     return model
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_checked(path: Path, sha256: str) -> dict[str, torch.Tensor]:
     """``torch.load(path, weights_only=True)`` after checking the file's sha256; a mismatch raises ``ValueError``."""
-    digest = _sha256(Path(path))
+    digest = cache.file_digest(path)
     if digest != sha256:
         raise ValueError(f"sha256 of {path} is {digest}, expected {sha256}: the weight file is corrupt or not ours")
     return torch.load(path, map_location="cpu", weights_only=True)
@@ -204,7 +199,8 @@ def lukemelas_to_timm(state: Mapping[str, torch.Tensor], model: nn.Module) -> Or
     timm key is covered (0 missing, 0 unexpected).
     """
     target = model.state_dict()
-    blocks = [f"blocks.{s}.{j}" for s, stage in enumerate(model.blocks) for j in range(len(stage))]
+    stages = cast(nn.Sequential, model.get_submodule("blocks"))
+    blocks = [f"blocks.{s}.{j}" for s, stage in enumerate(stages) for j in range(len(cast(nn.Sequential, stage)))]
     top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
     expanded = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2"}
     expanded |= {"_project_conv": "conv_pwl", "_bn2": "bn3"}
@@ -349,7 +345,7 @@ def _torchvision_model(name: str, pretrained: bool) -> tuple[nn.Module, dict]:
 
 
 def _timm_prep(model: nn.Module, source: str) -> dict:
-    cfg = model.pretrained_cfg
+    cfg: dict[str, Any] = model.pretrained_cfg  # type: ignore[assignment]  # set by timm
     return {"input_size": cfg["input_size"][-1], "mean": tuple(cfg["mean"]), "std": tuple(cfg["std"]), "source": source}
 
 
@@ -373,7 +369,7 @@ def build_image(name: str, *, pretrained: bool = True) -> tuple[nn.Module, dict]
         source = f"PyPI {package.replace('_', '-')} 0.1.0 (sha256 {sha256[:12]}...)"
         prep = _timm_prep(model, source if pretrained else "random initialisation")
         if name == "lite0_block4":  # keep stem and blocks 0-4; the pooled blocks.4 output is the embedding
-            model.blocks = model.blocks[:5]
+            model.blocks = cast(nn.Sequential, model.get_submodule("blocks"))[:5]
             model.conv_head, model.bn2, model.classifier = nn.Identity(), nn.Identity(), nn.Identity()
             return _mark(model, "global_pool", "classifier", False), prep
         return _mark(model, "global_pool", "classifier", pretrained), prep

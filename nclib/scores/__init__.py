@@ -134,8 +134,9 @@ def score_zoo(
             out[name] = {model: score(x, labels) for model, x in features.items()}
         elif score.needs == "train_val":
             val, val_labels = held_out or ({}, None)
-            out[name] = {model: score(x, labels, val[model], val_labels, int(n_params[model]))
-                         for model, x in features.items() if model in val and model in (n_params or {})}  # fmt: skip
+            params = n_params or {}
+            out[name] = {model: score(x, labels, val[model], val_labels, int(params[model]))
+                         for model, x in features.items() if model in val and model in params}  # fmt: skip
         else:
             probs = {m: p for m, p in (source_probs or {}).items() if p is not None}
             if score.needs == "source_labels":

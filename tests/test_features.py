@@ -157,6 +157,34 @@ def test_weights_hash():
 PARTS = {"model": "net", "dataset": "fake", "split": "train", "seed": 0, "preprocessing": "none"}
 
 
+def test_builders_are_called_only_on_a_miss_and_must_be_named(tmp_path):
+    """A model and inputs given as builders are keyed by the identities key_parts gives them, not by their values:
+    a hit builds nothing; a builder without its identity in key_parts is refused."""
+    built = []
+
+    def model():
+        built.append("model")
+        return Net()
+
+    def inputs():
+        built.append("inputs")
+        return _inputs()
+
+    parts = PARTS | {"weights": "net, seed 0", "inputs": "fake, 33 items"}
+    first = cached_extract(model, inputs, tmp_path, parts, batch_size=8)
+    assert built == ["model", "inputs"]
+    again = cached_extract(model, inputs, tmp_path, parts, batch_size=8)
+    assert built == ["model", "inputs"]  # nothing built on a hit
+    np.testing.assert_array_equal(again.features, first.features)
+    np.testing.assert_array_equal(first.features, cached_extract(Net(), _inputs(), tmp_path / "b", PARTS).features)
+    cached_extract(model, inputs, tmp_path, parts | {"weights": "net, seed 1"}, batch_size=8)
+    assert built.count("model") == 2  # another identity, another entry
+    with pytest.raises(ValueError, match="weights"):
+        cached_extract(model, _inputs(), tmp_path, PARTS)
+    with pytest.raises(ValueError, match="inputs"):
+        cached_extract(Net(), inputs, tmp_path, PARTS)
+
+
 def test_cache_hit_does_no_model_work(tmp_path):
     model, x = Net(), _inputs()
     first = cached_extract(model, x, tmp_path, PARTS, batch_size=8)

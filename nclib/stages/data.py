@@ -44,12 +44,8 @@ def inputs(profile: Profile, track: str) -> dict[str, Any]:
         i = profile.image
         return {"dataset": i.dataset, "split": i.split, "input_size": i.input_size, "seed": profile.seed}
     a = profile.audio
-    return {"downstream": _plain(a.downstream), "sample_rate": a.sample_rate, "n_mels": a.n_mels,
+    return {"downstream": dataclasses.asdict(a.downstream), "sample_rate": a.sample_rate, "n_mels": a.n_mels,
             "frame_ms": a.frame_ms["downstream"], "seed": profile.seed}  # fmt: skip
-
-
-def _plain(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)
 
 
 def image_data(profile: Profile) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -59,7 +55,7 @@ def image_data(profile: Profile) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def _audio(profile: Profile, task: str) -> dict[str, Any]:
-    k = cache.key(kind="audio", task=task, audio=_plain(profile.audio), root=str(profile.data_root),
+    k = cache.key(kind="audio", task=task, audio=dataclasses.asdict(profile.audio), root=str(profile.data_root),
                   cache=str(profile.cache_dir), seed=profile.seed)  # fmt: skip
     return _memo(k, lambda: audio_splits(profile, task))
 
@@ -67,7 +63,7 @@ def _audio(profile: Profile, task: str) -> dict[str, Any]:
 def spectrograms(profile: Profile, task: str) -> tuple[dict[str, tuple[torch.Tensor, np.ndarray]], tuple[str, ...]]:
     """Log-mel spectrograms (N x 1 x n_mels x frames) and labels of every split of an audio task, and its classes."""
     a = profile.audio
-    k = cache.key(kind="spectrograms", task=task, audio=_plain(a), root=str(profile.data_root),
+    k = cache.key(kind="spectrograms", task=task, audio=dataclasses.asdict(a), root=str(profile.data_root),
                   cache=str(profile.cache_dir), seed=profile.seed)  # fmt: skip
 
     def make():

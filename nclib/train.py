@@ -7,8 +7,8 @@ the test metric at that checkpoint; accuracy for images, AUROC for the binary au
 initialisation depends only on (seed, in_features, n_classes), so it is the same for every model within a seed.
 
     res = train_linear((x_tr, y_tr), (x_va, y_va), (x_te, y_te), n_classes=10, epochs=15, seed=0)
-    res = transfer(model, (imgs_tr, y_tr), (imgs_va, y_va), (imgs_te, y_te), strategy="finetune",
-                   n_classes=10, epochs=15, seed=0, transform=to_input, save_embeddings_at={1, -1})
+    res = transfer(replace_head(model, 10, seed=0), (imgs_tr, y_tr), (imgs_va, y_va), (imgs_te, y_te),
+                   strategy="finetune", n_classes=10, epochs=15, seed=0, transform=to_input, save_embeddings_at={1, -1})
     res["test_metric"], res["best_epoch"], pd.DataFrame(res["history"])
 
 ``linear`` on frozen features is the same optimisation whether the frozen network runs in the loop
@@ -16,8 +16,9 @@ initialisation depends only on (seed, in_features, n_classes), so it is the same
 initialisation, same batches in the same order, no augmentation. ``train_linear`` is much faster.
 
 Model contract for :func:`transfer` (set by ``nclib.models``): ``model(x)`` returns logits, and ``model.head_name``
-names its last ``nn.Linear`` layer, whose input is the penultimate embedding. That layer is replaced in place by
-:func:`new_head`; after training, the model holds the best checkpoint.
+names its last ``nn.Linear`` layer, whose input is the penultimate embedding. :func:`transfer` trains the head the
+model has: the caller draws it, once, with :func:`new_head` (:func:`replace_head` installs it); after
+training, the model holds the best checkpoint.
 
 Every run returns a JSON-ready dict: ``config``, ``device``, ``history`` (per epoch: ``epoch``, ``train_loss``,
 the mean cross-entropy over the epoch's batches, ``val_metric``, ``wall_time_s`` of the epoch), ``best_epoch``,
@@ -59,6 +60,54 @@ def new_head(in_features: int, n_classes: int, seed: int) -> nn.Linear:
         head.weight.uniform_(-bound, bound, generator=g)
         head.bias.uniform_(-bound, bound, generator=g)
     return head
+
+
+def embedding_dim(model: nn.Module) -> int:
+    """Dimension D of the embedding at ``model.penultimate``, found by one forward pass of a 64 x 64 zero input."""
+    first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    parameter = next(model.parameters())
+    x = torch.zeros(1, first_conv.in_channels, 64, 64, device=parameter.device, dtype=parameter.dtype)
+    out: list[torch.Tensor] = []
+    layer = model.get_submodule(_module_name(model, "penultimate"))
+    handle = layer.register_forward_hook(lambda _m, _i, o: out.append(o))
+    was_training = model.training
+    try:
+        with torch.inference_mode():
+            model.eval()(x)
+    finally:
+        handle.remove()
+        model.train(was_training)
+    shape = out[0].shape
+    return int(shape[1] if len(shape) in (2, 4) else shape[-1])  # B x D, B x D x H x W, or B x T x D
+
+
+def replace_head(model: nn.Module, n_classes: int, seed: int) -> nn.Module:
+    """Swap ``model.head_name`` for :func:`new_head` ``(D, n_classes, seed)`` on the penultimate embedding
+    (in place): the one place a network gets its new classification layer.
+
+    D is the old head's ``in_features`` where it is an ``nn.Linear``, else :func:`embedding_dim` (a truncated network
+    has no head). The layer depends only on (seed, D, n_classes), so every candidate with the same D starts from the
+    same layer, as in the paper's protocol. Sets ``model.has_source_head = False``.
+    """
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    name = _module_name(model, "head_name")
+    old = model.get_submodule(name)
+    d = old.in_features if isinstance(old, nn.Linear) else embedding_dim(model)
+    parameter = next(model.parameters())
+    parent, _, child = name.rpartition(".")
+    head = new_head(d, n_classes, seed).to(device=parameter.device, dtype=parameter.dtype)
+    setattr(model.get_submodule(parent), child, head)
+    model.has_source_head = False  # type: ignore[assignment]  # torch types Module attributes as Tensor | Module
+    return model
+
+
+def _module_name(model: nn.Module, attr: str) -> str:
+    """``model.<attr>`` (``penultimate`` or ``head_name``): the name of one of its modules."""
+    name = getattr(model, attr)
+    if not isinstance(name, str):
+        raise TypeError(f"{type(model).__name__}.{attr} must be a module name, got {type(name).__name__}")
+    return name
 
 
 def train_linear(
@@ -109,8 +158,9 @@ def transfer(
     save_embeddings_at: Collection[int] = (),
     num_workers: int = 0,
 ) -> dict[str, Any]:
-    """Replace ``model``'s head by ``new_head(D, n_classes, seed)`` and train it, the network frozen
-    (``strategy="linear"``, run in eval mode) or not (``"finetune"``).
+    """Train ``model`` and its classification layer ``model.head_name`` (an ``nn.Linear`` with ``n_classes`` outputs,
+    e.g. drawn by :func:`replace_head`), the network frozen (``strategy="linear"``, run in eval mode) or not
+    (``"finetune"``). ``seed`` decides shuffling and dropout.
 
     ``transform`` is applied to every input batch on ``device`` (e.g. ``nclib.data.images.to_model_input``);
     ``num_workers`` are DataLoader workers for Dataset splits. ``save_embeddings_at``: epochs (0 = before training,
@@ -121,12 +171,10 @@ def transfer(
     name = getattr(model, "head_name", None)
     if not isinstance(name, str):
         raise ValueError(f"{type(model).__name__} has no `head_name` attribute naming its classification layer")
-    old = model.get_submodule(name)
-    if not isinstance(old, nn.Linear):
-        raise ValueError(f"model.{name} must be the nn.Linear classification layer, got {type(old).__name__}")
-    head = new_head(old.in_features, n_classes, seed)
-    parent, _, attr = name.rpartition(".")
-    setattr(model.get_submodule(parent), attr, head)
+    head = model.get_submodule(name)
+    if not isinstance(head, nn.Linear) or head.out_features != n_classes:
+        raise ValueError(f"model.{name} must be an nn.Linear with {n_classes} outputs (draw it with "
+                         f"nclib.train.replace_head), got {head}")
     return _fit(
         model, head, train, val, test, strategy=strategy, n_classes=n_classes, epochs=epochs, lr=lr,
         batch_size=batch_size, seed=seed, patience=patience, metric=metric, device=device, transform=transform,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nclib.models import embedding_dim, replace_head
 from nclib.models.audio import ZOO_INFO, Cnn, Crnn, DcaseBaseline, build_audio
+from nclib.train import embedding_dim, replace_head
 
 TABLE1 = {DcaseBaseline: 4.31e6, Cnn: 0.43e6, Crnn: 0.53e6}  # Table 1 of the paper, parameters incl. the head
 

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 import torchvision
 from torchvision.models import ResNet18_Weights
 
-from nclib.models import embedding_dim, replace_head
 from nclib.models.image import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -34,6 +33,7 @@ from nclib.models.image import (
     lukemelas_to_timm,
     pretrain_digits_cnn,
 )
+from nclib.train import embedding_dim, replace_head
 
 CATEGORIES = ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
 

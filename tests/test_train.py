@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from nclib.collapse import diagnostics
-from nclib.train import new_head, train_linear, transfer
+from nclib.train import new_head, replace_head, train_linear, transfer
 
 
 class TinyNet(nn.Module):
@@ -54,6 +54,11 @@ def _embed(model: TinyNet, x: np.ndarray) -> np.ndarray:
 KW = {"epochs": 6, "lr": 3e-3, "batch_size": 16, "seed": 3}
 
 
+def _net(seed: int = 0, n_classes: int = 3) -> TinyNet:
+    """A TinyNet with its new classification layer, drawn once by replace_head, as every caller of transfer does."""
+    return replace_head(TinyNet(seed), n_classes, KW["seed"])
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny models run fastest on one thread; two intra-op threads crawl on a busy 2-core machine."""
@@ -73,15 +78,15 @@ def test_head_init_depends_only_on_seed_and_shape():
     assert not torch.equal(a.weight, new_head(8, 3, seed=6).weight)
     assert float(a.weight.detach().abs().max()) <= 1 / np.sqrt(8)
     # two different networks with the same embedding size start from the same new layer
-    r1 = transfer(TinyNet(0), *_splits(), strategy="finetune", n_classes=3, save_embeddings_at={0}, **KW)
-    r2 = transfer(TinyNet(1), *_splits(), strategy="finetune", n_classes=3, save_embeddings_at={0}, **KW)
+    r1 = transfer(_net(0), *_splits(), strategy="finetune", n_classes=3, save_embeddings_at={0}, **KW)
+    r2 = transfer(_net(1), *_splits(), strategy="finetune", n_classes=3, save_embeddings_at={0}, **KW)
     assert np.array_equal(r1["embeddings"][0]["weights"], r2["embeddings"][0]["weights"])
     assert np.array_equal(r1["embeddings"][0]["weights"], new_head(8, 3, KW["seed"]).weight.detach().numpy())
 
 
 def test_cached_embeddings_and_frozen_network_give_the_same_run():
     train, val, test = _splits()
-    net = TinyNet(0)
+    net = _net(0)
     cached = [(_embed(net, x), y) for x, y in (train, val, test)]
     before = {k: v.clone() for k, v in net.body.state_dict().items()}
     frozen = transfer(net, train, val, test, strategy="linear", n_classes=3, **KW)
@@ -99,7 +104,7 @@ def test_cached_embeddings_and_frozen_network_give_the_same_run():
 @pytest.mark.parametrize("strategy", ["linear", "finetune"])
 def test_same_config_twice_gives_identical_histories(strategy):
     rng_state = torch.random.get_rng_state()
-    runs = [transfer(TinyNet(0), *_splits(), strategy=strategy, n_classes=3, **KW) for _ in range(2)]
+    runs = [transfer(_net(0), *_splits(), strategy=strategy, n_classes=3, **KW) for _ in range(2)]
     assert torch.equal(torch.random.get_rng_state(), rng_state)  # the caller's global RNG is left alone
     for r in runs:
         del r["history"]["wall_time_s"]
@@ -113,15 +118,15 @@ def test_same_config_twice_gives_identical_histories(strategy):
 def test_dataset_splits_match_tensor_splits():
     splits = _splits()
     datasets = [TensorDataset(torch.from_numpy(x), torch.from_numpy(y)) for x, y in splits]
-    a = transfer(TinyNet(0), *splits, strategy="finetune", n_classes=3, **KW)
-    b = transfer(TinyNet(0), *datasets, strategy="finetune", n_classes=3, **KW)
+    a = transfer(_net(0), *splits, strategy="finetune", n_classes=3, **KW)
+    b = transfer(_net(0), *datasets, strategy="finetune", n_classes=3, **KW)
     assert a["history"]["train_loss"] == b["history"]["train_loss"]
     assert a["history"]["val_metric"] == b["history"]["val_metric"] and a["test_metric"] == b["test_metric"]
 
 
 def test_best_checkpoint_and_its_test_metric():
     train, val, test = _splits()
-    net = TinyNet(0)
+    net = _net(0)
     res = transfer(net, train, val, test, strategy="finetune", n_classes=3, **{**KW, "epochs": 8})
     vals = res["history"]["val_metric"]
     assert res["best_epoch"] == 1 + int(np.argmax(vals)) and res["val_metric"] == max(vals)
@@ -132,7 +137,7 @@ def test_best_checkpoint_and_its_test_metric():
             acc = float((net(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
             assert acc == pytest.approx(res[key], abs=1e-12)
     # training for exactly best_epoch epochs reaches the same checkpoint
-    short = transfer(TinyNet(0), train, val, test, strategy="finetune", n_classes=3,
+    short = transfer(_net(0), train, val, test, strategy="finetune", n_classes=3,
                      **{**KW, "epochs": res["best_epoch"]})
     assert short["test_metric"] == res["test_metric"]
 
@@ -150,7 +155,7 @@ def test_early_stopping_with_patience():
 
 def test_auroc_metric_for_binary_tasks():
     train, val, test = _splits(n_classes=2)
-    net = TinyNet(0)
+    net = _net(0, 2)
     res = transfer(net, train, val, test, strategy="finetune", n_classes=2, metric="auroc", **KW)
     net.eval()
     with torch.no_grad():
@@ -161,7 +166,7 @@ def test_auroc_metric_for_binary_tasks():
 
 def test_embeddings_at_chosen_epochs():
     train, val, test = _splits()
-    net = TinyNet(0)
+    net = _net(0)
     res = transfer(net, train, val, test, strategy="finetune", n_classes=3, save_embeddings_at={0, 2, -1},
                    **{**KW, "epochs": 4})
     emb = res["embeddings"]
@@ -177,15 +182,15 @@ def test_embeddings_at_chosen_epochs():
 
 
 def test_channels_last_for_image_inputs():
-    net = TinyNet(0)
+    net = _net(0)
     transfer(net, *_splits(), strategy="finetune", n_classes=3, **{**KW, "epochs": 1})
     assert net.body[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_with_autocast_matches_cpu_roughly():
-    cpu = transfer(TinyNet(0), *_splits(), strategy="finetune", n_classes=3, device="cpu", **KW)
-    gpu = transfer(TinyNet(0), *_splits(), strategy="finetune", n_classes=3, device="cuda", **KW)
+    cpu = transfer(_net(0), *_splits(), strategy="finetune", n_classes=3, device="cpu", **KW)
+    gpu = transfer(_net(0), *_splits(), strategy="finetune", n_classes=3, device="cuda", **KW)
     assert gpu["device"].startswith("cuda")
     assert gpu["test_metric"] == pytest.approx(cpu["test_metric"], abs=0.15)
 
@@ -193,14 +198,16 @@ def test_cuda_with_autocast_matches_cpu_roughly():
 def test_bad_input():
     train, val, test = _splits()
     with pytest.raises(ValueError, match="binary"):
-        transfer(TinyNet(0), train, val, strategy="finetune", n_classes=3, metric="auroc", **KW)
+        transfer(_net(0), train, val, strategy="finetune", n_classes=3, metric="auroc", **KW)
     with pytest.raises(ValueError, match="labels must lie in 0..1"):
-        transfer(TinyNet(0), train, val, strategy="finetune", n_classes=2, **KW)
+        transfer(_net(0, 2), train, val, strategy="finetune", n_classes=2, **KW)
     with pytest.raises(ValueError, match="strategy"):
-        transfer(TinyNet(0), train, val, strategy="full", n_classes=3, **KW)
+        transfer(_net(0), train, val, strategy="full", n_classes=3, **KW)
     with pytest.raises(ValueError, match="head_name"):
         transfer(nn.Linear(3, 3), train, val, strategy="finetune", n_classes=3, **KW)
+    with pytest.raises(ValueError, match="nn.Linear with 3 outputs .*replace_head"):
+        transfer(TinyNet(0), train, val, strategy="finetune", n_classes=3, **KW)  # still its 5-class source head
     with pytest.raises(ValueError, match="save_embeddings_at"):
-        transfer(TinyNet(0), train, val, strategy="finetune", n_classes=3, save_embeddings_at={7}, **KW)
+        transfer(_net(0), train, val, strategy="finetune", n_classes=3, save_embeddings_at={7}, **KW)
     with pytest.raises(ValueError, match="N x D"):
         train_linear(train, val, n_classes=3, **KW)

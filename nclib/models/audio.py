@@ -2,7 +2,7 @@
 
 Every model takes a batch of log-mel spectrograms, B x 1 x n_mels x frames (any number of frames), and returns
 B x n_classes source-task logits. Each sets ``penultimate`` (the module whose output, B x D, is the embedding) and
-``has_source_head``, ``head_name`` (the module ``nclib.models.replace_head`` swaps).
+``has_source_head``, ``head_name`` (the module ``nclib.train.replace_head`` swaps).
 
 Parameter counts include the classification head; with 10 classes (DCASE 2018 Task 1A scenes, GTZAN genres):
 

@@ -3,7 +3,7 @@
 ``build_image(name)`` returns ``(model, preprocessing)``; every model sets ``penultimate`` (the module, as named by
 ``model.named_modules()``, whose output is the embedding: 4-D outputs are global-average-pooled), ``has_source_head``
 (``model(x)`` returns source-task logits usable by LEEP / NCE) and ``head_name`` (the module that
-``nclib.models.replace_head`` swaps for a new linear layer). ``preprocessing`` is
+``nclib.train.replace_head`` swaps for a new linear layer). ``preprocessing`` is
 ``{"input_size": int, "mean": (r, g, b), "std": (r, g, b), "source": str}``: the model's native input size and
 normalisation of [0, 1] RGB pixels, and where its weights come from.
 

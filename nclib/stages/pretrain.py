@@ -26,7 +26,7 @@ from nclib.models.audio import ZOO_INFO as AUDIO_INFO
 from nclib.models.audio import build_audio
 from nclib.stages import runs
 from nclib.stages.data import spectrograms
-from nclib.train import transfer
+from nclib.train import replace_head, transfer
 
 TRAJECTORY_MODEL = "crnn_music"  # Figure 1: a CRNN trained on music genres
 SOURCE_TASK = {"acoustic scenes": "scenes", "music genres": "music", "speech commands": "speech"}  # -> audio.sources
@@ -105,6 +105,7 @@ def pretrain_run(config: dict[str, Any], *, data_root: str | None = None, cache_
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(profile.seed)
         model = build_audio(name, len(classes))
+    replace_head(model, len(classes), profile.seed)
     snapshot_epochs = range(1, pre.epochs + 1) if config["snapshots"] else ()
     res = transfer(model, data["train"], data["val"], data["test"], strategy="finetune", n_classes=len(classes),
                    epochs=pre.epochs, lr=pre.lr, batch_size=pre.batch_size, seed=profile.seed, metric="accuracy",

@@ -18,12 +18,12 @@ import pandas as pd
 from nclib import cache, grid
 from nclib.config import Profile
 from nclib.data.images import to_model_input
-from nclib.models import build_image, replace_head
+from nclib.models import build_image
 from nclib.stages import runs
 from nclib.stages.data import METRIC, SPLITS, Strategy, Track, image_data, labels, spectrograms, zoo
 from nclib.stages.embeddings import embeddings, image_input
 from nclib.stages.pretrain import audio_model, pretrain
-from nclib.train import train_linear, transfer
+from nclib.train import replace_head, train_linear, transfer
 
 
 def transfer_configs(profile: Profile, track: str, strategy: str) -> list[dict[str, Any]]:
@@ -79,13 +79,13 @@ def run_transfer(config: dict[str, Any], *, data_root: str | None = None, cache_
             x: dict[str, Any]
             if track == "image":
                 model, prep = build_image(name)
-                replace_head(model, common["n_classes"], config["seed"])  # a linear head even where there was none
                 x = {s: v[0] for s, v in image_data(profile).items()}
                 transform = functools.partial(to_model_input, **image_input(profile, prep))
             else:
                 model = audio_model(profile, pretrain(profile, [name], here)[0])
                 x = {s: v[0] for s, v in spectrograms(profile, "downstream")[0].items()}
                 transform = None
+            replace_head(model, common["n_classes"], config["seed"])  # a new linear head, also where there was none
             keep = finetune_subset(y["train"], t.finetune_train, profile.seed)
             res = transfer(model, (x["train"][keep], y["train"][keep]), (x["val"], y["val"]), (x["test"], y["test"]),
                            strategy="finetune", epochs=t.finetune_epochs, transform=transform, **common)  # fmt: skip

@@ -17,24 +17,16 @@ in ``nclib.plots``.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import itertools
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from nclib import cache, pipeline
-from nclib.config import Profile
-from nclib.evaluate import LOWER_IS_BETTER, MEASURES, bootstrap_draws
-from nclib.models import build_audio, build_image
+from nclib.evaluate import LOWER_IS_BETTER, MEASURES, bootstrap_ci, bootstrap_draws, weighted_kendall
 from nclib.scores import REGISTRY, score_zoo
-from nclib.stages.data import Track
-from nclib.train import train_linear
 
 # Per-model scores too dear to recompute many times (on mini's 3,000 x 1,280 image embeddings, N-LEEP's Gaussian
 # mixture takes minutes and GBC's per-class covariances several seconds; the others about a second or less).
@@ -207,21 +199,6 @@ def bootstrap_data(
     perf = pd.Series(performance, dtype=float)
     return _tidy(((g.set_index("model").drop(columns="draw"), perf) for _, g in rescored.groupby("draw", sort=True)),
                  measures)  # fmt: skip
-
-
-def subset_scores(
-    profile: Profile, track: str, names: Sequence[str] = RESCORED, n: int = 10, fraction: float = 0.5, seed: int = 0
-) -> pd.DataFrame:
-    """:func:`rescore_subsets` of the zoo's training embeddings (``pipeline``), cached under the profile's cache."""
-    embed = pipeline.image_embeddings if track == "image" else pipeline.audio_embeddings
-    labels = pipeline.image_labels(profile, "train") if track == "image" else pipeline.audio_labels(profile, "train")
-    emb = embed(profile, "train")
-    features, probs = {m: e.features for m, e in emb.items()}, {m: e.probs for m, e in emb.items()}
-    inputs = cache.digest([labels, *(a for m in emb for a in (features[m], probs[m]))])
-    records = _cached(profile, lambda: rescore_subsets(features, labels, probs, names, n, fraction, seed).to_dict(
-        orient="list"), kind="pitfalls_subset_scores", models=list(emb), inputs=inputs, names=list(names), n=n,
-        fraction=fraction, seed=seed, code=cache.code_digest("nclib.stages.scores"))  # fmt: skip
-    return pd.DataFrame(records)
 
 
 def win_frequency(draws: pd.DataFrame, measure: str) -> pd.Series:
@@ -402,15 +379,6 @@ def with_without(
     return out.rename_axis(["score", "measure"]).reset_index()
 
 
-def with_models(profile: Profile, track: str, models: Sequence[str]) -> Profile:
-    """``profile`` whose ``track`` zoo also holds ``models`` (appended, those already there not repeated)."""
-    if track not in ("image", "audio"):
-        raise ValueError(f"track must be 'image' or 'audio', got {track!r}")
-    section = getattr(profile, track)
-    zoo = tuple(dict.fromkeys((*section.zoo, *models)))
-    return dataclasses.replace(profile, **{track: dataclasses.replace(section, zoo=zoo)})
-
-
 def size_table(params: pd.Series, scores: pd.DataFrame, performance: pd.Series) -> pd.DataFrame:
     """Rank correlations (Kendall tau-b) over the zoo of model size with performance and with each score.
 
@@ -459,72 +427,6 @@ def size_pairs(params: pd.Series, scores: pd.DataFrame, performance: pd.Series, 
     return pd.DataFrame(rows, columns=["score", "smaller", "larger", "score_gap", "performance_gap"])
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Layers and splits (cached under profile.cache_dir / "pitfalls")
-# --------------------------------------------------------------------------------------------------------------
-def _cached(profile: Profile, make: Callable[[], Any], **parts: Any) -> Any:
-    path = profile.cache_dir / "pitfalls" / f"{cache.key(**parts)}.json"
-    value = cache.load_json(path)
-    if value is None:
-        value = make()
-        cache.save_json(path, value)
-    return value
-
-
-def _has_layer(track: str, model: str, layer: str) -> bool:
-    net = build_image(model, pretrained=False)[0] if track == "image" else build_audio(model, 2)
-    return layer in dict(net.named_modules())
-
-
-def layer_sweep(
-    profile: Profile, track: str, layers: Sequence[str], names: Sequence[str] = RESCORED
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scores ``names`` and linear-head performance of embeddings taken at each of ``layers`` (module names, as
-    ``model.named_modules()``; 4-D outputs global-average-pooled) and at each model's penultimate layer.
-
-    Models: those of the zoo that have every layer. Heads: ``nclib.train.train_linear`` with the profile's
-    ``train`` settings, one per seed of ``profile.train.seeds``, test metric at the best validation epoch.
-    Returns (scores: index (layer, model), one column per score; performance: index (layer, model), mean test
-    metric over seeds). The penultimate layer is named "penultimate". Scores and heads are cached.
-    """
-    models = [m for m in getattr(profile, track).zoo if all(_has_layer(track, m, layer) for layer in layers)]
-    if len(models) < 2:
-        raise ValueError(f"fewer than 2 models of the {track} zoo have every layer of {list(layers)}")
-    sub = dataclasses.replace(profile, **{track: dataclasses.replace(getattr(profile, track), zoo=tuple(models))})
-    embed = pipeline.image_embeddings if track == "image" else pipeline.audio_embeddings
-    label = pipeline.image_labels if track == "image" else pipeline.audio_labels
-    labels = {s: label(profile, s) for s in pipeline.SPLITS}
-    t = profile.train
-    scores, perf = {}, {}
-    for layer in (*layers, None):
-        name = layer or "penultimate"
-        emb = {s: embed(sub, s, layer) for s in pipeline.SPLITS}
-        train = emb["train"]
-        inputs = cache.digest([labels["train"], *(a for m in models for a in (train[m].features, train[m].probs))])
-        score = functools.partial(score_zoo, {m: train[m].features for m in models}, labels["train"],
-                                  {m: train[m].probs for m in models}, names=list(names))
-        values = _cached(profile, score, kind="pitfalls_layer_scores", inputs=inputs, names=list(names),
-            code=cache.code_digest("nclib.stages.scores"))  # fmt: skip
-        for m in models:
-            scores[name, m] = {n: values[n].get(m, float("nan")) for n in names}
-            data = [(emb[s][m].features, labels[s]) for s in pipeline.SPLITS]
-            key = cache.digest([a for pair in data for a in pair])
-            head = functools.partial(_head_metric, data, n_classes=int(labels["train"].max()) + 1, epochs=t.epochs,
-                                     lr=t.lr, batch_size=t.batch_size, patience=t.patience,
-                                     metric=pipeline.METRIC[track], device=profile.device)  # fmt: skip
-            runs = [_cached(profile, functools.partial(head, seed=seed), kind="pitfalls_layer_head", inputs=key,
-                            train=dataclasses.asdict(t), seed=seed, code=cache.code_digest("nclib.stages.transfer"))
-                    for seed in t.seeds]  # fmt: skip
-            perf[name, m] = float(np.mean(runs))
-    index = pd.MultiIndex.from_tuples(list(scores), names=["layer", "model"])
-    return (pd.DataFrame(list(scores.values()), index=index),
-            pd.Series(list(perf.values()), index=index, name=f"test_{pipeline.METRIC[track]}"))  # fmt: skip
-
-
-def _head_metric(data: list, **kwargs: Any) -> float:
-    return train_linear(*data, **kwargs)["test_metric"]
-
-
 def per_layer(scores: pd.DataFrame, performance: pd.Series, measure: str = "kendall") -> pd.DataFrame:
     """``measure`` of every score within each layer (models compared at the same depth) and over all (layer,
     model) candidates pooled (``layer`` "all"): columns layer, score, value."""
@@ -539,11 +441,38 @@ def per_layer(scores: pd.DataFrame, performance: pd.Series, measure: str = "kend
     return pd.DataFrame(rows)
 
 
-def split_scores(profile: Profile, track: Track, names: Sequence[str] = RESCORED) -> pd.DataFrame:
-    """Scores ``names`` of the zoo on training and on validation embeddings (``pipeline.zoo_scores``, cached):
-    index (split, model), one column per score."""
-    return pd.concat({s: pipeline.zoo_scores(profile, track, s, names=list(names)) for s in ("train", "val")},
-                     names=["split", "model"])  # fmt: skip
+def separated(measures: pd.DataFrame, score: str, measure: str = "weighted_kendall") -> pd.DataFrame:
+    """Per case (every value of the columns of ``measures`` other than score, measure, value, low, high, n_models:
+    e.g. track and strategy), whether ``score`` has the best ``measure`` and whether its 95 % interval lies wholly
+    above every other score's (``above``) or wholly below some other score's (``below``). ``measures``: tidy rows
+    of :func:`nclib.evaluate.correlation_table` with the case columns added. Columns: the case columns, best,
+    above, below."""
+    rows = measures[measures["measure"] == measure]
+    cases = [c for c in rows.columns if c not in ("score", "measure", "value", "low", "high", "n_models")]
+    out = []
+    for case, g in rows.groupby(cases, sort=False):
+        g = g.set_index("score")
+        if score not in g.index:
+            continue
+        own, others = g.loc[score], g.drop(index=score)
+        out.append({**dict(zip(cases, case if isinstance(case, tuple) else (case,), strict=True)),
+                    "best": bool(g["value"].idxmax() == score), "above": bool(own["low"] > others["high"].max()),
+                    "below": bool(own["high"] < others["low"].max())})  # fmt: skip
+    return pd.DataFrame(out, columns=[*cases, "best", "above", "below"])
+
+
+def hev_parts(terms: pd.DataFrame, performance: pd.Series, n: int = 1000) -> pd.DataFrame:
+    """Weighted tau (with a 95 % bootstrap interval over models, :func:`nclib.evaluate.bootstrap_ci`) against
+    ``performance`` of HEV's parts: E_train, E_val, min(E_train, E_val) (HEV without its size prior) and the
+    label-free HEV. ``terms``: :func:`nclib.stages.sweeps.hev_table`. Columns variant, value, low, high."""
+    parts = {"E_train": terms["e_train"], "E_val": terms["e_val"],
+             "HEV without size prior": terms[["e_train", "e_val"]].min(axis=1),
+             "label-free HEV": terms["label_free_hev"]}  # fmt: skip
+    rows = []
+    for variant, values in parts.items():
+        value, low, high = bootstrap_ci(weighted_kendall, values, performance.loc[values.index], n=n)
+        rows.append({"variant": variant, "value": value, "low": low, "high": high})
+    return pd.DataFrame(rows)
 
 
 def head_validation(runs: pd.DataFrame) -> pd.Series:

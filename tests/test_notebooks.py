@@ -31,13 +31,16 @@ def test_notebooks_start_with_mini_defaults_and_call_nclib():
         assert ":tags: [parameters" in first, f"{nb.name}: the first code cell must be tagged 'parameters'"
         for default in ('profile = "mini"', "overrides = {}", "device = None"):
             assert default in first, f"{nb.name}: parameters cell lacks {default!r}"
-        assert "load_profile(profile, **overrides)" in text
+        assert "prof, out = setup(profile, overrides, device, figures)" in text, f"{nb.name}: the shared setup call"
 
 
-def test_profile_of_parameters_matches_what_a_notebook_loads():
+def test_profile_of_parameters_matches_what_a_notebook_loads(tmp_path):
     from nclib.book import profile_of
     from nclib.config import load_profile
+    from nclib.notebook import setup
 
     params = {"profile": "mini", "overrides": {"train": {"epochs": 3}}, "device": "cpu"}
     assert profile_of(params) == load_profile("mini", train={"epochs": 3}, device="cpu")
+    prof, out = setup(**params, figures=str(tmp_path / "figures" / "page"))  # what a notebook's setup cell loads
+    assert prof == profile_of(params) and out.is_dir()
     assert profile_of({"profile": "paper", "device": None}).device == "cuda"  # None keeps the profile's device

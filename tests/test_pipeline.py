@@ -22,6 +22,7 @@ import nclib.stages.data
 import nclib.stages.embeddings
 import nclib.stages.pretrain
 import nclib.stages.scores
+import nclib.stages.sweeps
 import nclib.stages.transfer
 from nclib import cache, collapse, grid, pipeline, stages
 from nclib.config import load_profile
@@ -60,6 +61,11 @@ def _everything(profile, executor=None) -> dict:
         out[track, "scores"] = pipeline.zoo_scores(profile, track)
     out["trajectory"] = pipeline.collapse_trajectory(profile)
     out["dynamics"] = pipeline.training_dynamics(profile)
+    out["layer_scores"], out["layer_performance"] = pipeline.layer_sweep(profile, "audio")
+    out["subsets"] = pipeline.subset_scores(profile, "audio")
+    for track in ("image", "audio"):
+        out[track, "splits"] = pipeline.split_scores(profile, track)
+        out[track, "hev"] = pipeline.hev_table(profile, track)
     return out
 
 
@@ -176,7 +182,9 @@ def test_second_call_is_a_cache_hit_without_model_work(run, monkeypatch):
     monkeypatch.setattr(torch.nn.Module, "__call__", forbidden)  # no call of any network, layer or front end
     for module, name in ((stages.transfer, "transfer"), (stages.pretrain, "transfer"),
                          (stages.transfer, "train_linear"), (stages.scores, "score_zoo"),
-                         (stages.embeddings, "build_image"), (stages.pretrain, "build_audio")):  # no model work
+                         (stages.embeddings, "build_image"), (stages.pretrain, "build_audio"),
+                         (stages.sweeps, "train_linear"), (stages.sweeps, "score_zoo"),
+                         (stages.sweeps, "hev_terms"), (stages.sweeps, "rescore_subsets")):  # no model work
         monkeypatch.setattr(module, name, forbidden)
     monkeypatch.setattr(synth, "_map", forbidden)  # no audio synthesis (every generator renders through _map)
     stages.data._MEMORY.clear()  # data are read again, from the caches
@@ -185,6 +193,8 @@ def test_second_call_is_a_cache_hit_without_model_work(run, monkeypatch):
     for k, v in out.items():
         if isinstance(v, pd.DataFrame):
             pd.testing.assert_frame_equal(again[k], v)
+        elif isinstance(v, pd.Series):
+            pd.testing.assert_series_equal(again[k], v)
         elif k == "trajectory":
             pd.testing.assert_frame_equal(again[k]["diagnostics"], v["diagnostics"])
             assert np.array_equal(again[k]["last"][0], v["last"][0])
@@ -218,16 +228,17 @@ def test_run_is_a_pure_function_of_its_plain_config(run, tmp_path):
                                                if json.loads(p.read_text())["config"] == record["config"])
 
 
-STAGE_MODULES = ("data", "pretrain", "embeddings", "transfer", "scores", "studies")
+STAGE_MODULES = ("data", "pretrain", "embeddings", "transfer", "scores", "studies", "sweeps")
 EDITS = {  # edited module -> the stages whose cached results must be recomputed
-    "models/audio.py": {"pretrain", "embeddings", "transfer", "scores", "studies"},
-    "models/image.py": {"embeddings", "transfer", "scores", "studies"},
+    "models/audio.py": {"pretrain", "embeddings", "transfer", "scores", "studies", "sweeps"},
+    "models/image.py": {"embeddings", "transfer", "scores", "studies", "sweeps"},
     "data/synth.py": set(STAGE_MODULES),
-    "train.py": {"pretrain", "embeddings", "transfer", "scores", "studies"},
-    "scores/nc.py": {"scores", "studies"},
+    "train.py": {"pretrain", "embeddings", "transfer", "scores", "studies", "sweeps"},
+    "scores/nc.py": {"scores", "studies", "sweeps"},
     "stages/transfer.py": {"transfer", "studies"},
+    "stages/sweeps.py": {"sweeps"},
     "plots.py": set(),
-    "pitfalls.py": set(),
+    "pitfalls.py": {"sweeps"},
 }
 
 

@@ -10,7 +10,6 @@ import pytest
 from scipy import stats
 
 from nclib import pitfalls
-from nclib.config import load_profile
 from nclib.scores import REGISTRY
 
 MODELS = ["a", "b", "c", "d", "e"]
@@ -207,10 +206,7 @@ def test_per_layer_and_split_taus():
     assert table.loc["nc", "val"] == pytest.approx(-table.loc["nc", "train"])
 
 
-def test_inter_score_r_and_with_models():
+def test_inter_score_r():
     assert pitfalls.inter_score_r(SCORES, "nc", "logme") == pytest.approx(
         np.corrcoef(-SCORES["nc"][:4], SCORES["logme"][:4])[0, 1])
-    prof = load_profile("mini", image__zoo=["lite0", "lite1"])
-    wide = pitfalls.with_models(prof, "image", ["lite1", "lite0_random"])
-    assert wide.image.zoo == ("lite0", "lite1", "lite0_random") and wide.audio == prof.audio
     assert set(pitfalls.RESCORED) <= set(REGISTRY) and not set(pitfalls.RESCORED) & pitfalls.EXPENSIVE

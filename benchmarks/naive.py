@@ -61,6 +61,13 @@ def nc(features: np.ndarray, labels: np.ndarray) -> float:
     return float(sum(spreads) / between)
 
 
+def nc_demo(features: np.ndarray, labels: np.ndarray) -> float:
+    """The authors' demo: mean_i ||e_i - mu_{y_i}|| over the mean ||mu_c - mu_c'|| of ordered pairs c != c'."""
+    means = {c: features[labels == c].astype(np.float64).mean(axis=0) for c in np.unique(labels)}
+    within = np.mean([np.linalg.norm(x.astype(np.float64) - means[y]) for x, y in zip(features, labels, strict=True)])
+    return float(within / np.mean([np.linalg.norm(means[a] - means[b]) for a in means for b in means if a != b]))
+
+
 def leep(source_probs: np.ndarray, labels: np.ndarray) -> float:
     """mean_i log sum_z P(y_i | z) theta(x_i)_z with the empirical joint P(y, z)."""
     theta = np.asarray(source_probs, dtype=np.float64)
@@ -284,6 +291,7 @@ def ncti(features_by_model: Mapping[str, np.ndarray], labels: np.ndarray) -> dic
 
 NAIVE = {
     "nc": nc,
+    "nc_demo": nc_demo,
     "leep": leep,
     "nleep": nleep,
     "nce": nce,

@@ -36,8 +36,9 @@ import nbformat
 import papermill
 import yaml
 
-from nclib import cache, pipeline
-from nclib.config import Profile, did_you_mean, load_profile
+from nclib import cache, claims, pipeline
+from nclib.config import Profile, did_you_mean
+from nclib.notebook import select_profile
 
 KERNEL = "nclib"
 # Libraries whose version can change an executed notebook's numbers or figures: part of its cache key.
@@ -126,10 +127,8 @@ def _same_type(value: Any, default: Any) -> bool:
 
 def profile_of(parameters: dict) -> Profile:
     """The profile a notebook builds from its parameters (``profile``, ``overrides``, ``device``)."""
-    overrides = dict(parameters.get("overrides") or {})
-    if parameters.get("device"):
-        overrides["device"] = parameters["device"]
-    return load_profile(parameters.get("profile", "mini"), **overrides)
+    return select_profile(parameters.get("profile", "mini"), dict(parameters.get("overrides") or {}),
+                          parameters.get("device"))
 
 
 def notebook_code(source: Path) -> str:
@@ -230,7 +229,9 @@ def main(argv: list[str]) -> None:
     for source, params in zip(sources, each, strict=True):
         check_parameters(source, params)
     start = time.perf_counter()
-    pipeline.build(profile_of(parameters))
+    profile = profile_of(parameters)
+    pipeline.build(profile)
+    cache.save_text(Path("book/generated/claims.csv"), claims.ledger(profile).to_csv(index=False))
     print(f"pipeline ready in {time.perf_counter() - start:.0f} s; executing {len(sources)} notebooks with "
           f"{params_file}, {jobs} at a time", flush=True)
     # Each notebook's kernel gets its share of the cores: two kernels with a thread per core each would fight over

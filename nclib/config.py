@@ -57,6 +57,7 @@ class PretrainConfig:
     epochs: int
     batch_size: int
     lr: float
+    checkpoints: tuple[int, ...]  # epochs after which each run also keeps its state: the zoo's ``name@k``
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,19 @@ class TrainConfig:
     seeds: tuple[int, ...]
     finetune_epochs: int  # of the ``finetune`` strategy (the whole network: far dearer per epoch)
     finetune_train: int | None  # at most this many training examples per class for ``finetune`` (None: all)
+    dynamics_epochs: int  # Figure 4: ``finetune`` epochs of the two audio models NC ranks first, no early stopping
+
+
+@dataclass(frozen=True)
+class CollapseConfig:
+    """Figure 1's trajectory run: an audio model trained from scratch on a source task into neural collapse."""
+
+    model: str  # a registered audio model (nclib.models.audio.ZOO_INFO)
+    task: str  # its source task, a key of audio.sources
+    per_class: int | None  # training clips per class, a seeded stratified subset (None: every clip)
+    epochs: int  # no early stopping: every epoch is trained and recorded
+    lr: float  # Adam learning rate
+    batch_size: int
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,7 @@ class Profile:
     image: ImageConfig
     audio: AudioConfig
     train: TrainConfig
+    collapse: CollapseConfig
 
 
 def available_profiles() -> list[str]:
@@ -221,9 +236,11 @@ def did_you_mean(name: Any, choices: typing.Iterable[str]) -> str:
 
 def _check(p: Profile) -> None:
     """Cross-key rules that types alone cannot express."""
+    _check_collapse(p)
     if set(p.image.split) != {"train", "val", "test"} or min(p.image.split.values()) < 1:
         raise ValueError(f"image.split needs positive per-class counts for train, val and test, got {p.image.split}")
     counts = {"train.epochs": p.train.epochs, "train.finetune_epochs": p.train.finetune_epochs,
+              "train.dynamics_epochs": p.train.dynamics_epochs,
               "train.finetune_train": 1 if p.train.finetune_train is None else p.train.finetune_train,
               "audio.synth_per_class": p.audio.synth_per_class}
     if min(counts.values()) < 1:
@@ -238,13 +255,52 @@ def _check(p: Profile) -> None:
         raise ValueError(f"train.optimizer must be 'adam' (the paper's), got {p.train.optimizer!r}")
     if not p.train.seeds:
         raise ValueError("train.seeds must list at least one seed")
+    pre = p.audio.pretrain
+    if not set(pre.checkpoints) <= set(range(1, pre.epochs)) or len(set(pre.checkpoints)) < len(pre.checkpoints):
+        raise ValueError(f"audio.pretrain.checkpoints must be distinct epochs from 1 to {pre.epochs - 1} (the last "
+                         f"epoch is the run itself), got {list(pre.checkpoints)}")
     if p.device.split(":")[0] not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {p.device!r}")
     from nclib.models.audio import ZOO_INFO as AUDIO  # here, not at the top: the model modules import torch
+    from nclib.models.image import PRETRAIN_EPOCHS as IMAGE_EPOCHS
     from nclib.models.image import ZOO_INFO as IMAGE
+    from nclib.models.names import SEPARATOR, checkpoint
 
+    epochs: dict[str, typing.Mapping[str, int | None]] = {  # of the pre-training that makes each network
+        "image": IMAGE_EPOCHS, "audio": dict.fromkeys(AUDIO, p.audio.pretrain.epochs)}
     for track, zoo, known in (("image", p.image.zoo, IMAGE), ("audio", p.audio.zoo, AUDIO)):
         for i, model in enumerate(zoo):
+            where = f"profile key '{track}.zoo[{i}]'"
+            if SEPARATOR in model:  # a checkpoint name@k: say what is wrong with it
+                try:
+                    checkpoint(model, epochs[track])
+                except ValueError as exc:
+                    raise ValueError(f"bad {track} checkpoint in {where}: {exc}") from None
+                if track == "audio":
+                    k = int(model.rpartition(SEPARATOR)[2])
+                    if k not in p.audio.pretrain.checkpoints:
+                        raise ValueError(f"audio checkpoint {model!r} in {where}: epoch {k} is not in "
+                                         f"audio.pretrain.checkpoints {list(p.audio.pretrain.checkpoints)}; add it "
+                                         "there (every pre-training run then keeps its state after that epoch)")
+                    continue
             if model not in known:
-                raise ValueError(f"unknown {track} model {model!r} in profile key '{track}.zoo[{i}]'; registered "
-                                 f"{track} models: {sorted(known)}{did_you_mean(model, known)}")
+                raise ValueError(f"unknown {track} model {model!r} in {where}; registered {track} models: "
+                                 f"{sorted(known)}{did_you_mean(model, known)}")
+            if model in zoo[:i]:
+                raise ValueError(f"{track} model {model!r} is listed twice in {track}.zoo ({where}): list it once")
+
+
+def _check_collapse(p: Profile) -> None:
+    """Rules of the ``collapse`` section."""
+    c = p.collapse
+    if min(c.epochs, c.batch_size, 1 if c.per_class is None else c.per_class) < 1 or not c.lr > 0:
+        raise ValueError(f"collapse needs epochs, batch_size and per_class (or null) >= 1 and lr > 0; got epochs="
+                         f"{c.epochs}, batch_size={c.batch_size}, per_class={c.per_class}, lr={c.lr}")
+    if c.task not in p.audio.sources:
+        raise ValueError(f"collapse.task must be a source task, a key of audio.sources {sorted(p.audio.sources)}, "
+                         f"got {c.task!r}{did_you_mean(c.task, p.audio.sources)}")
+    from nclib.models.audio import ZOO_INFO  # here, not at the top: the model modules import torch
+
+    if c.model not in ZOO_INFO:
+        raise ValueError(f"unknown audio model {c.model!r} in profile key 'collapse.model'; registered audio models: "
+                         f"{sorted(ZOO_INFO)}{did_you_mean(c.model, ZOO_INFO)}")

@@ -2,22 +2,23 @@
 
     profile = load_profile("mini")                       # or "paper"; one code path, only the configuration differs
     image_zoo(profile)                                   # the image candidates (Figure 2)
-    audio_zoo(profile)                                   # Table 1: pre-trains the five audio models on their sources
+    audio_zoo(profile)                                   # Table 1: pre-trains the audio networks on their sources
     zoo_scores(profile, "audio")                         # every registered score of every model (Figure 3)
     performance(profile, "audio", "finetune")            # mean test AUROC over seeds after transfer
-    collapse_trajectory(profile)                         # Figure 1: NC1-NC4 of CRNN-music, epoch by epoch
+    collapse_trajectory(profile)                         # Figure 1: NC1-NC4 of a CRNN trained into collapse
     training_dynamics(profile)                           # Figure 4: fine-tuning histories
     layer_sweep(profile, "audio")                        # the pitfalls sweeps (nclib.stages.sweeps)
     build(profile)                                       # all of the above, once, before the notebooks run
 
 The work is done by the stages of :mod:`nclib.stages`, one module each (data, pretrain, embeddings, transfer,
-scores, studies, sweeps); this module runs them in order and gathers the functions the notebooks read. Everything
-is cached under ``profile.cache_dir`` (:mod:`nclib.cache`): embeddings (``embeddings/``), pre-trained audio models
-as checksummed ``.npz`` state dicts (``pretrain/``), transfer runs as JSON through :func:`nclib.grid.run`
-(``transfer/``), scores as JSON (``scores/``), the pitfalls sweeps as JSON (``sweeps/``). A second call with
-nothing changed builds and runs no model. Every key holds :func:`nclib.cache.code_digest` of the stage that made
-it, so editing a module re-runs the stages that import it. Randomness comes from the profile: data splits and
-source pre-training from ``profile.seed``, the transfer runs from ``profile.train.seeds``.
+scores, collapse, studies, sweeps); this module runs them in order and gathers the functions the notebooks read.
+Everything is cached under ``profile.cache_dir`` (:mod:`nclib.cache`): embeddings (``embeddings/``), pre-trained
+audio models as checksummed ``.npz`` state dicts (``pretrain/``), the image networks nclib trains (``weights/``),
+transfer runs as JSON through :func:`nclib.grid.run` (``transfer/``), scores as JSON (``scores/``), Figure 1's run
+(``collapse/``), the pitfalls sweeps as JSON (``sweeps/``). A second call with nothing changed builds and runs no
+model. Every key holds :func:`nclib.cache.code_digest` of the stage that made it, so editing a module re-runs the
+stages that import it. Randomness comes from the profile: data splits and source pre-training from
+``profile.seed``, the transfer runs from ``profile.train.seeds``.
 
 Grids (source pre-training and transfer) run in any ``concurrent.futures.Executor`` -- by default a local
 process pool -- through the module-level functions :func:`pretrain_run` and :func:`run_transfer`.
@@ -32,16 +33,17 @@ import pandas as pd
 
 from nclib import cache
 from nclib.config import Profile
+from nclib.stages.collapse import collapse_trajectory
 from nclib.stages.data import METRIC, SPLITS, Strategy, Track, audio_labels, image_labels
 from nclib.stages.embeddings import audio_embeddings, image_embeddings, image_zoo
-from nclib.stages.pretrain import TRAJECTORY_MODEL, audio_zoo, pretrain_run
+from nclib.stages.pretrain import audio_zoo, pretrain_run
 from nclib.stages.scores import zoo_scores
-from nclib.stages.studies import collapse_trajectory, training_dynamics
+from nclib.stages.studies import figure4_models, training_dynamics
 from nclib.stages.sweeps import hev_table, layer_sweep, split_scores, subset_scores, sweeps
 from nclib.stages.transfer import performance, run_transfer, transfer_results
 
-__all__ = ["METRIC", "SPLITS", "TRAJECTORY_MODEL", "Strategy", "Track", "audio_embeddings", "audio_labels",
-           "audio_zoo", "build", "collapse_trajectory", "hev_table", "image_embeddings", "image_labels", "image_zoo",
+__all__ = ["METRIC", "SPLITS", "Strategy", "Track", "audio_embeddings", "audio_labels", "audio_zoo", "build",
+           "collapse_trajectory", "figure4_models", "hev_table", "image_embeddings", "image_labels", "image_zoo",
            "layer_sweep", "paper_reported", "performance", "pretrain_run", "run_transfer", "split_scores",
            "subset_scores", "training_dynamics", "transfer_results", "zoo_scores"]  # fmt: skip
 

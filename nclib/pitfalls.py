@@ -324,6 +324,21 @@ def min_seeds(runs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def seed_agreement(runs: pd.DataFrame, measure: str = "kendall") -> pd.DataFrame:
+    """How well the ground truth agrees with itself: ``measure`` between the rankings of the models by test metric
+    of every pair of transfer seeds (one row per pair: seed_a, seed_b, value, n_models). A score's agreement with
+    the mean over seeds cannot be judged more finely than the seeds agree with each other. ``runs``: one row per
+    (model, seed) with ``test_metric``; an empty table with fewer than 2 seeds."""
+    _check_measures((measure,))
+    table = runs.pivot(index="model", columns="seed", values="test_metric")
+    rows = []
+    for a, b in itertools.combinations(table.columns, 2):
+        pair = table[[a, b]].dropna()
+        rows.append({"seed_a": a, "seed_b": b, "value": _value(measure, pair[a].to_numpy(), pair[b].to_numpy(), True),
+                     "n_models": len(pair)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["seed_a", "seed_b", "value", "n_models"])
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Zoo composition and model size
 # --------------------------------------------------------------------------------------------------------------

@@ -23,12 +23,12 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from nclib.evaluate import LOWER_IS_BETTER, drop_constant
-from nclib.models.audio import ZOO_INFO as AUDIO_ZOO
 from nclib.scores import REGISTRY
 
 # What a score's value is measured in (see each score's docstring in nclib.scores).
 SCORE_UNITS: dict[str, str] = {
     "nc": "dimensionless ratio",
+    "nc_demo": "dimensionless ratio",
     "leep": "mean log-likelihood, nats",
     "nleep": "mean log-likelihood, nats",
     "nce": "negative conditional entropy, nats",
@@ -111,6 +111,7 @@ def score_vs_performance(
     profile: str,
     title: str,
     paper: pd.DataFrame | None = None,
+    spread: pd.Series | None = None,
     ncols: int = 3,
     path: str | os.PathLike | None = None,
 ) -> Figure:
@@ -120,8 +121,10 @@ def score_vs_performance(
     test metric; ``measures``: ``nclib.evaluate.correlation_table`` of the same (direction-aware, so a positive
     tau means the score ranks the models the right way round); ``metric``: 'accuracy' or 'auroc';
     ``paper``: rows of ``pipeline.paper_reported()`` for this figure and strategy (columns score, abs_pearson),
-    shown beside our |Pearson r|. Each panel prints |Pearson r|, Kendall tau and weighted tau; a score absent from
-    ``measures`` (e.g. left out because it is constant over the zoo) is drawn with "no correlation".
+    shown beside our |Pearson r|; ``spread``: model -> standard deviation of the metric over transfer seeds, drawn
+    as a vertical bar of +-1 sd. Each panel prints |Pearson r|, Kendall tau, weighted tau and the number of models
+    the score has a value for; a score absent from ``measures`` (e.g. left out because it is constant over the
+    zoo) is drawn with "no correlation".
     """
     names = [s for s in scores.columns if scores[s].notna().sum() > 0]
     if not names:
@@ -137,17 +140,20 @@ def score_vs_performance(
             col = scores[score].dropna()
             for model, xv in col.items():
                 colour, marker = style[model]
+                if spread is not None and np.isfinite(spread.get(model, np.nan)):
+                    ax.errorbar([xv], [performance[model]], yerr=[spread[model]], color=colour, linewidth=1,
+                                zorder=2)
                 ax.scatter([xv], [performance[model]], s=60, color=colour, marker=marker, edgecolor="black",
                            linewidth=0.5, zorder=3)
                 ax.annotate(str(model), (xv, performance[model]), xytext=(4, 4), textcoords="offset points",
                             fontsize="x-small")
             paper_r = f" (paper {reported[score]:.2f})" if score in reported else ""
             if (measures["score"] == score).any():
-                ours = f"|r| = {_measure(measures, score, 'abs_pearson'):.2f}{paper_r}"
+                ours = f"|r| = {_measure(measures, score, 'abs_pearson'):.2f}{paper_r}, n = {len(col)}"
                 taus = (f"Kendall τ = {_measure(measures, score, 'kendall'):.2f}, "
                         f"weighted τ = {_measure(measures, score, 'weighted_kendall'):.2f}")
             else:  # left out of the measures, e.g. constant over the zoo: no correlation is defined
-                ours = f"no correlation{paper_r}"
+                ours = f"no correlation{paper_r}, n = {len(col)}"
                 taus = "constant over the zoo" if score in constant else "not measured"
             ax.set_title(f"{score.upper()} ({direction(score)})\n{ours}\n{taus}", fontsize="small")
             ax.set_xlabel(score_label(score), fontsize="small")
@@ -242,11 +248,14 @@ _COLLAPSE_PANELS = (
 )
 
 
-def collapse_curves(diagnostics: pd.DataFrame, *, profile: str, path: str | os.PathLike | None = None) -> Figure:
+def collapse_curves(
+    diagnostics: pd.DataFrame, *, profile: str, nc1_target: float | None = None, path: str | os.PathLike | None = None
+) -> Figure:
     """Figure 1 (c): the neural-collapse diagnostics NC1-NC4 (``nclib.collapse.diagnostics``) over epochs.
 
     ``diagnostics``: one row per epoch, column ``epoch`` (or the index) and columns nc1, nc2_equinorm,
-    nc2_equiangularity, nc2_angle_gap, nc3, nc4. NC1 is drawn on a log scale.
+    nc2_equiangularity, nc2_angle_gap, nc3, nc4. NC1 is drawn on a log scale; ``nc1_target`` (e.g. 0.1 x the first
+    epoch's NC1, a collapse criterion) is drawn on it as a dashed line.
     """
     table = diagnostics if "epoch" in diagnostics.columns else diagnostics.rename_axis("epoch").reset_index()
     panels = [(t, [c for c in cols if c in table.columns], d) for t, cols, d in _COLLAPSE_PANELS]
@@ -262,6 +271,9 @@ def collapse_curves(diagnostics: pd.DataFrame, *, profile: str, path: str | os.P
                         label=col.removeprefix("nc2_"))
             if cols == ["nc1"] and (table["nc1"] > 0).all():
                 ax.set_yscale("log")
+            if cols == ["nc1"] and nc1_target is not None:
+                ax.axhline(nc1_target, color="0.4", linestyle="--", linewidth=1, label=f"target {nc1_target:.3g}")
+                ax.legend(fontsize="x-small")
             if len(cols) > 1:
                 ax.legend(fontsize="x-small")
             ax.set_title(f"{title}\n({better})", fontsize="small")
@@ -463,15 +475,48 @@ def plot_splits(taus: pd.DataFrame, *, profile: str, title: str, path: str | os.
 
 def table1(zoo: pd.DataFrame) -> pd.DataFrame:
     """Table 1 of the paper beside ours: ``pipeline.audio_zoo`` with parameters in millions next to the paper's
-    count (``nclib.models.audio.ZOO_INFO``), the test accuracy on the source task (fraction correct) and the epochs
+    count (``paper_params``), the test accuracy on the source task (fraction correct) and the epochs
     of source pre-training."""
     return pd.DataFrame({
         "model": zoo["model"],
         "architecture": zoo["architecture"],
         "params (ours)": [f"{p / 1e6:.2f} M" for p in zoo["params"]],
-        "params (paper)": [AUDIO_ZOO[m]["table1"] for m in zoo["model"]],
+        "params (paper)": zoo["paper_params"],
         "source task": zoo["source_task"],
         "source data": zoo["source_dataset"],
         "source accuracy": zoo["source_accuracy"].round(3),
         "epochs": zoo["epochs"],
     }).set_index("model")
+
+
+# The claims ledger (nclib.claims): verdict colours from the Okabe-Ito palette.
+VERDICT_COLOURS = {"reproduced": "#009E73", "not reproduced": "#D55E00", "inconclusive": "#777777",
+                   "not testable": "#BBBBBB"}  # fmt: skip
+
+
+def plot_claims(table: pd.DataFrame, *, profile: str, path: str | os.PathLike | None = None) -> Figure:
+    """The ledger's correlations (left: our r against the paper's |r|) and differences of correlations (right:
+    Δ|r| of the ordering claims, Δr of validation minus training scores), 95 % intervals coloured by verdict.
+    ``table``: :func:`nclib.claims.ledger`."""
+    panels = [("r", "r (oriented: higher is better)"), ("Δ", "Δ|r| (order_*), Δr validation − training (val_*)")]
+    parts = [table[table["measure"] == "r"], table[table["measure"].str.startswith("Δ")]]
+    height = max(3.0, 0.24 * max(len(p) for p in parts) + 1.4)
+    with sns.axes_style("whitegrid"), sns.plotting_context("paper", font_scale=1.1):
+        fig = plt.figure(figsize=(11, height), layout="constrained")
+        plt.close(fig)
+        for ax, part, (_, xlabel) in zip(fig.subplots(1, 2), parts, panels, strict=True):
+            y = np.arange(len(part))[::-1]
+            for yi, (_, r) in zip(y, part.iterrows(), strict=True):
+                colour = VERDICT_COLOURS[r["verdict"]]
+                ax.plot([r["low"], r["high"]], [yi, yi], color=colour, lw=2.5)
+                ax.plot(r["ours"], yi, "o", color=colour, ms=5)
+                if r["measure"] == "r":
+                    ax.plot(float(r["paper"]), yi, "x", color="black", ms=6)
+            ax.axvline(0, color="black", lw=0.8)
+            ax.set_yticks(y, part["claim"], fontsize=8)
+            ax.set_xlabel(xlabel)
+        handles = [plt.Line2D([], [], color=VERDICT_COLOURS[v], lw=2.5, label=v) for v in list(VERDICT_COLOURS)[:3]]
+        handles.append(plt.Line2D([], [], ls="", marker="x", color="black", label="paper's |r|"))
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+        fig.suptitle(f"Claims of the paper: our 95 % intervals (profile {profile})")
+    return _save(fig, path)

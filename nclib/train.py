@@ -156,6 +156,7 @@ def transfer(
     device: str | torch.device | None = None,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     save_embeddings_at: Collection[int] = (),
+    save_states_at: Collection[int] = (),
     num_workers: int = 0,
 ) -> dict[str, Any]:
     """Train ``model`` and its classification layer ``model.head_name`` (an ``nn.Linear`` with ``n_classes`` outputs,
@@ -167,6 +168,9 @@ def transfer(
     -1 = the last epoch run) at which to record, on the training split in eval mode, the head's input
     (``features``, N x D), the head's ``predictions``, its ``weights`` (C x D) and the ``labels``, returned as
     ``result["embeddings"][epoch]`` -- the arguments of ``nclib.collapse.diagnostics`` (Figure 1).
+    ``save_states_at``: epochs (1..epochs) after which to keep the whole model's state dict (CPU tensors) and its
+    test metric, as ``result["checkpoints"][epoch] = {"state": ..., "test_metric": ...}`` (the checkpoints of a
+    pre-training run; the model itself ends at the best epoch, as always).
     """
     name = getattr(model, "head_name", None)
     if not isinstance(name, str):
@@ -178,7 +182,7 @@ def transfer(
     return _fit(
         model, head, train, val, test, strategy=strategy, n_classes=n_classes, epochs=epochs, lr=lr,
         batch_size=batch_size, seed=seed, patience=patience, metric=metric, device=device, transform=transform,
-        save_embeddings_at=save_embeddings_at, num_workers=num_workers,
+        save_embeddings_at=save_embeddings_at, save_states_at=save_states_at, num_workers=num_workers,
     )
 
 
@@ -247,6 +251,7 @@ def _fit(
     device: str | torch.device | None,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     save_embeddings_at: Collection[int] = (),
+    save_states_at: Collection[int] = (),
     num_workers: int = 0,
 ) -> dict[str, Any]:
     if strategy not in ("linear", "finetune"):
@@ -261,6 +266,10 @@ def _fit(
     save_at = set(save_embeddings_at)
     if not save_at <= {-1, *range(epochs + 1)}:
         raise ValueError(f"save_embeddings_at must hold epochs in 0..{epochs} or -1 (the last), got {sorted(save_at)}")
+    keep_at = set(save_states_at)
+    if not keep_at <= set(range(1, epochs + 1)) or (keep_at and test is None):
+        raise ValueError(f"save_states_at must hold epochs in 1..{epochs} and needs a test split, got "
+                         f"{sorted(keep_at)}")
     device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
     config = {"strategy": strategy, "n_classes": n_classes, "epochs": epochs, "lr": lr, "batch_size": batch_size,
               "seed": seed, "patience": patience, "metric": metric}
@@ -312,6 +321,7 @@ def _fit(
 
     history: dict[str, list] = {"epoch": [], "train_loss": [], "val_metric": [], "wall_time_s": []}
     embeddings: dict[int, dict[str, np.ndarray]] = {}
+    checkpoints: dict[int, dict[str, Any]] = {}
     best_metric, best_epoch = -math.inf, 0
     best_state: dict[str, Any] | None = None
     shuffle = torch.Generator().manual_seed(seed)
@@ -345,6 +355,10 @@ def _fit(
                     best_metric, best_epoch, best_state = val_metric, epoch, copy.deepcopy(trained.state_dict())
                 if epoch in save_at:
                     snapshot(epoch)
+                if epoch in keep_at:
+                    pred = predict(data["test"])
+                    checkpoints[epoch] = {"state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                                          "test_metric": _metric(metric, pred["logits"], pred["labels"])}
                 if patience is not None and epoch - best_epoch >= patience:
                     break
             bar.close()
@@ -363,4 +377,6 @@ def _fit(
                               "val_metric": best_metric, "test_metric": test_metric}
     if save_at:
         result["embeddings"] = embeddings
+    if keep_at:
+        result["checkpoints"] = checkpoints
     return result

@@ -55,13 +55,14 @@ def test_a_damaged_embeddings_file_is_recomputed(tmp_path):
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
 def test_damaged_pretrained_weights_are_recomputed(tmp_path, monkeypatch, damage):
     profile = load_profile("mini", cache_dir=str(tmp_path),
-                           audio={"zoo": ["cnn_music"], "pretrain": {"epochs": 1}, "synth_per_class": 8})
+                           audio={"zoo": ["cnn_music"], "pretrain": {"epochs": 1, "checkpoints": []},
+                                  "synth_per_class": 8})
     runs = []
     real_run = pretrain.pretrain_run
     monkeypatch.setattr(pretrain, "pretrain_run", lambda config, **kw: runs.append(config) or real_run(config, **kw))
     with ThreadPoolExecutor(1) as here:
         (first,) = pretrain.pretrain(profile, ["cnn_music"], here)
-        weights, _ = pretrain.pretrain_files(profile, pretrain.pretrain_config(profile, "cnn_music", False))
+        weights = pretrain.weights_file(profile, pretrain.pretrain_config(profile, "cnn_music"))
         state = cache.load_arrays(weights)
         if damage == "flip":
             flip_payload_byte(weights)

@@ -72,8 +72,8 @@ def test_overrides_double_underscore_and_dict_merge():
     base = load_profile("mini")
     assert p.image.input_size == 32 and p.train.epochs == 3 and p.seed == 7
     assert p.train.lr == base.train.lr and p.image.zoo == base.image.zoo  # merged, not replaced
-    p = load_profile("mini", audio__pretrain__epochs=1, audio__sources={"music": "x"})
-    assert p.audio.pretrain.epochs == 1 and p.audio.sources["music"] == "x"
+    p = load_profile("mini", audio__pretrain__epochs=3, audio__sources={"music": "x"})
+    assert p.audio.pretrain.epochs == 3 and p.audio.sources["music"] == "x"
     assert p.audio.sources["speech"] == base.audio.sources["speech"]
 
 
@@ -91,14 +91,14 @@ def test_profiles_are_frozen():
         ({"image__inpt_size": 3}, "unknown profile key 'image.inpt_size' (value 3); allowed in image: ['batch_size', "
                                   "'dataset', 'input_size', 'split', 'zoo']; did you mean 'input_size'?"),
         ({"colour": 3}, "unknown profile key 'colour' (value 3); allowed in profile: ['audio', 'cache_dir', "
-                        "'data_root', 'device', 'image', 'name', 'seed', 'train']"),
+                        "'collapse', 'data_root', 'device', 'image', 'name', 'seed', 'train']"),
         ({"audio__pretrain__lr_decay": 0.1}, "unknown profile key 'audio.pretrain.lr_decay' (value 0.1); allowed in "
-                                             "audio.pretrain: ['batch_size', 'epochs', 'lr']"),
+                                             "audio.pretrain: ['batch_size', 'checkpoints', 'epochs', 'lr']"),
         ({"train": {"epoch": 3}}, "unknown profile key 'train.epoch' (value 3); allowed in train: ['batch_size', "
-                                  "'epochs', 'finetune_epochs', 'finetune_train', 'lr', 'optimizer', 'patience', "
-                                  "'seeds']; did you mean 'epochs'?"),
+                                  "'dynamics_epochs', 'epochs', 'finetune_epochs', 'finetune_train', 'lr', "
+                                  "'optimizer', 'patience', 'seeds']; did you mean 'epochs'?"),
         ({"imag__input_size": 3}, "unknown profile section 'imag' in override imag__input_size=3; sections there: "
-                                  "['audio', 'image', 'train']; did you mean 'image'?"),
+                                  "['audio', 'collapse', 'image', 'train']; did you mean 'image'?"),
         ({"seed__value": 3}, "profile key 'seed' (value 0) is not a section; override seed__value=3"),
         ({"train": 5}, "profile key 'train' must be a mapping, got 5"),
     ],

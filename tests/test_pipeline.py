@@ -18,6 +18,7 @@ import pytest
 import torch
 
 import nclib
+import nclib.stages.collapse
 import nclib.stages.data
 import nclib.stages.embeddings
 import nclib.stages.pretrain
@@ -39,9 +40,11 @@ pytestmark = pytest.mark.skipif(
 TABLE1 = {"DcaseBaseline": 4.31e6, "Cnn": 0.43e6, "Crnn": 0.53e6}  # parameters, Table 1 of the paper
 OVERRIDES = {
     "image": {"split": {"train": 7, "val": 3, "test": 3}, "zoo": ["digits_cnn", "lite0_block4"], "input_size": 32},
-    "audio": {"downstream": {"n_positive": 66, "n_negative": 30}, "pretrain": {"epochs": 2},
+    "audio": {"downstream": {"n_positive": 66, "n_negative": 30}, "pretrain": {"epochs": 2, "checkpoints": [1]},
+              "zoo": ["dcase_asc", "cnn_music", "cnn_speech", "crnn_music", "crnn_speech", "cnn_music@1"],
               "synth_per_class": 8},  # the smallest size the 80/10/10 source splits allow
-    "train": {"epochs": 2, "finetune_epochs": 2, "seeds": [0], "finetune_train": 3},
+    "train": {"epochs": 2, "finetune_epochs": 2, "dynamics_epochs": 3, "seeds": [0], "finetune_train": 3},
+    "collapse": {"per_class": 4, "epochs": 2},
 }  # fmt: skip
 STAGES = [("image", "linear"), ("image", "finetune"), ("audio", "linear"), ("audio", "finetune")]
 
@@ -107,11 +110,36 @@ def test_embeddings_have_the_zoos_shapes(run):
 def test_table1_has_the_five_models_with_the_papers_sizes(run):
     profile, out = run
     table1 = out["table1"]
-    assert list(table1["model"]) == ["dcase_asc", "cnn_music", "cnn_speech", "crnn_music", "crnn_speech"]
+    assert list(table1["model"]) == ["dcase_asc", "cnn_music", "cnn_speech", "crnn_music", "crnn_speech", "cnn_music@1"]
     for row in table1.itertuples():
         assert abs(row.params / TABLE1[row.architecture] - 1) < 0.05
-        assert 0 <= row.source_accuracy <= 1 and row.epochs == 2
+        assert row.paper_params == f"{TABLE1[row.architecture] / 1e6:.2f} M"  # Table 1 of the paper
+        assert 0 <= row.source_accuracy <= 1 and row.epochs == (1 if row.model == "cnn_music@1" else 2)
     assert set(table1["source_dataset"]) == {"synth_scenes", "synth_music", "synth_speech"}
+    assert table1.set_index("model").loc["cnn_music@1", "paper_params"] == "0.43 M"
+
+
+def test_a_checkpoint_is_the_same_run_stopped_early(run):
+    """cnn_music@1 is the state after epoch 1 of cnn_music's own run: one run, two weight files, two candidates."""
+    profile, out = run
+    configs = {n: stages.pretrain.pretrain_config(profile, n) for n in ("cnn_music", "cnn_speech")}
+    assert all(stages.pretrain.checkpoint_file(profile, c, 1).exists() for c in configs.values())  # every run keeps it
+    full, early = (stages.pretrain.audio_model(profile, r) for r in stages.pretrain.pretrain(
+        profile, ["cnn_music", "cnn_music@1"]))
+    assert not torch.equal(full.fc.weight, early.fc.weight)
+    record = json.loads((profile.cache_dir / "pretrain" / f"{grid.key(configs['cnn_music'])}.json").read_text())
+    history = record["result"]["history"]
+    assert len(history["epoch"]) == 2  # the checkpoint cost no run of its own
+    assert out["table1"].set_index("model").loc["cnn_music@1", "source_accuracy"] == pytest.approx(
+        record["result"]["checkpoints"]["1"]["test_metric"])
+    train = out["audio", "train"]
+    assert not np.array_equal(train["cnn_music"].features, train["cnn_music@1"].features)
+    with pytest.raises(ValueError, match="k in cnn_music@k must be an integer from 1 to 1"):
+        load_profile("mini", audio={"zoo": ["cnn_music@2"], "pretrain": {"epochs": 2, "checkpoints": [1]}})
+    with pytest.raises(ValueError, match=r"epoch 3 is not in audio.pretrain.checkpoints \[2\]; add it there"):
+        load_profile("mini", audio={"zoo": ["cnn_music@3"]})
+    with pytest.raises(ValueError, match="checkpoints must be distinct epochs from 1 to 5"):
+        load_profile("mini", audio={"pretrain": {"checkpoints": [6]}})
 
 
 def test_transfer_grids_cover_zoo_and_seeds(run):
@@ -149,28 +177,29 @@ def test_collapse_trajectory_is_recorded_every_epoch(run):
     profile, out = run
     traj = out["trajectory"]
     diag = traj["diagnostics"]
-    assert list(diag["epoch"]) == [1, 2]
+    assert list(diag["epoch"]) == [1, 2] and traj["model"] == profile.collapse.model
     assert {"nc1", "nc2_equinorm", "nc2_equiangularity", "nc2_angle_gap", "nc3", "nc4", "train_loss",
-            "val_accuracy"} <= set(diag.columns)  # fmt: skip
+            "train_accuracy", "val_accuracy"} <= set(diag.columns)  # fmt: skip
     (f1, y1), (f2, y2) = traj["first"], traj["last"]
     assert f1.shape == f2.shape == (len(y1), 128) and np.array_equal(y1, y2) and len(traj["classes"]) == 8
+    assert len(y1) == 4 * 8  # collapse.per_class clips of each music class
     assert not np.array_equal(f1, f2)
     last = collapse.diagnostics(f2, y2)  # the stored arrays are those the last row was computed from
     assert diag.iloc[-1]["nc1"] == pytest.approx(last["nc1"], rel=1e-9)
     assert diag.iloc[0]["nc1"] == pytest.approx(collapse.diagnostics(f1, y1)["nc1"], rel=1e-9)
 
 
-def test_training_dynamics_come_from_the_finetune_runs(run):
+def test_training_dynamics_are_the_top_two_by_nc_trained_longer(run):
     profile, out = run
     dyn = out["dynamics"]
-    assert list(dyn.columns) == ["model", "seed", "epoch", "train_loss", "val_metric"]
+    assert list(dyn.columns) == ["model", "seed", "epoch", "train_loss", "val_metric", "test_metric"]
     models = list(dict.fromkeys(dyn["model"]))
-    assert len(models) == 2 and set(models) <= set(profile.audio.zoo)
-    nc = out["audio", "scores"]["nc"]
-    perf = pipeline.performance(profile, "audio", "finetune")
-    assert nc.idxmin() in models and perf.idxmax() in models  # NC: lower is better
-    for model in models:
-        assert dyn[dyn["model"] == model]["epoch"].tolist() == [1, 2]
+    nc = out["audio", "scores"]["nc"].sort_values()  # NC: lower is better
+    assert models == list(nc.index[:2]) == pipeline.figure4_models(profile)
+    for model in models:  # dynamics_epochs, with no early stopping, in runs of their own
+        assert dyn[dyn["model"] == model]["epoch"].tolist() == [1, 2, 3]
+    finetune = out["audio", "finetune"]
+    assert set(finetune[finetune["model"] == models[0]]["best_epoch"]) <= {1, 2}  # the zoo's runs: 2 epochs
 
 
 def test_second_call_is_a_cache_hit_without_model_work(run, monkeypatch):
@@ -180,7 +209,7 @@ def test_second_call_is_a_cache_hit_without_model_work(run, monkeypatch):
         raise AssertionError("model work on a warm cache")
 
     monkeypatch.setattr(torch.nn.Module, "__call__", forbidden)  # no call of any network, layer or front end
-    for module, name in ((stages.transfer, "transfer"), (stages.pretrain, "transfer"),
+    for module, name in ((stages.transfer, "transfer"), (stages.pretrain, "transfer"), (stages.collapse, "transfer"),
                          (stages.transfer, "train_linear"), (stages.scores, "score_zoo"),
                          (stages.embeddings, "build_image"), (stages.pretrain, "build_audio"),
                          (stages.sweeps, "train_linear"), (stages.sweeps, "score_zoo"),
@@ -228,12 +257,13 @@ def test_run_is_a_pure_function_of_its_plain_config(run, tmp_path):
                                                if json.loads(p.read_text())["config"] == record["config"])
 
 
-STAGE_MODULES = ("data", "pretrain", "embeddings", "transfer", "scores", "studies", "sweeps")
+STAGE_MODULES = ("data", "pretrain", "embeddings", "transfer", "scores", "collapse", "studies", "sweeps")
 EDITS = {  # edited module -> the stages whose cached results must be recomputed
-    "models/audio.py": {"pretrain", "embeddings", "transfer", "scores", "studies", "sweeps"},
+    "models/audio.py": {"pretrain", "embeddings", "transfer", "scores", "collapse", "studies", "sweeps"},
     "models/image.py": {"embeddings", "transfer", "scores", "studies", "sweeps"},
     "data/synth.py": set(STAGE_MODULES),
-    "train.py": {"pretrain", "embeddings", "transfer", "scores", "studies", "sweeps"},
+    "train.py": {"pretrain", "embeddings", "transfer", "scores", "collapse", "studies", "sweeps"},
+    "collapse.py": {"collapse"},
     "scores/nc.py": {"scores", "studies", "sweeps"},
     "stages/transfer.py": {"transfer", "studies"},
     "stages/sweeps.py": {"sweeps"},

@@ -210,3 +210,18 @@ def test_inter_score_r():
     assert pitfalls.inter_score_r(SCORES, "nc", "logme") == pytest.approx(
         np.corrcoef(-SCORES["nc"][:4], SCORES["logme"][:4])[0, 1])
     assert set(pitfalls.RESCORED) <= set(REGISTRY) and not set(pitfalls.RESCORED) & pitfalls.EXPENSIVE
+
+
+def test_seed_agreement_is_kendall_between_the_seeds_rankings():
+    rng = np.random.default_rng(0)
+    models = [f"m{i}" for i in range(6)]
+    runs = pd.DataFrame([{"model": m, "seed": s, "test_metric": i + rng.normal(scale=2)}
+                         for i, m in enumerate(models) for s in (0, 1, 2)])  # fmt: skip
+    table = pitfalls.seed_agreement(runs).set_index(["seed_a", "seed_b"])
+    assert list(table.index) == [(0, 1), (0, 2), (1, 2)] and (table["n_models"] == 6).all()
+    by_seed = runs.pivot(index="model", columns="seed", values="test_metric")
+    for (a, b), row in table.iterrows():
+        assert row["value"] == pytest.approx(stats.kendalltau(by_seed[a], by_seed[b]).statistic)
+    exact = runs.assign(test_metric=runs["model"].str[1:].astype(float))  # seeds that agree perfectly
+    assert (pitfalls.seed_agreement(exact)["value"] == 1).all()
+    assert pitfalls.seed_agreement(runs[runs["seed"] == 0]).empty

@@ -56,6 +56,7 @@ def test_score_vs_performance_draws_each_model_and_states_measures(tmp_path):
         i = ["nc", "logme", "leep"].index(score)
         assert f"|r| = {0.1 * i + 0.01:.2f}" in title
         assert f"Kendall τ = {0.1 * i + 0.03:.2f}" in title and f"weighted τ = {0.1 * i + 0.04:.2f}" in title
+        assert f"n = {len(col)}" in title  # the models this score rests on
         assert ax.get_xlabel().startswith(score.upper())
     assert "lower is better" in panels[0].get_title() and "(paper 0.93)" in panels[0].get_title()
     assert "higher is better" in panels[1].get_title() and "(paper 0.76)" in panels[1].get_title()
@@ -66,6 +67,17 @@ def test_score_vs_performance_draws_each_model_and_states_measures(tmp_path):
     assert len(looks) == len(MODELS)
     with Image.open(path) as im:
         assert im.format == "PNG" and im.size[0] > 500
+
+
+def test_score_vs_performance_draws_the_seed_spread():
+    scores, perf, measures = _zoo()
+    spread = pd.Series(0.02 * (1 + np.arange(len(perf))), index=perf.index)
+    fig = plots.score_vs_performance(scores, perf, measures, metric="accuracy", profile="p", title="t", spread=spread)
+    ax = _panels(fig)[0]
+    bars = sorted(float(np.ptp(seg[:, 1])) for c in ax.collections if hasattr(c, "get_segments")
+                  for seg in c.get_segments())  # fmt: skip
+    col = scores["nc"].dropna()
+    np.testing.assert_allclose(bars, sorted(2 * spread.loc[col.index]))  # +- 1 sd around each model's mean
 
 
 def test_score_vs_performance_wraps_panels_and_hides_the_rest():
@@ -295,6 +307,7 @@ def test_table1_puts_the_papers_parameter_counts_beside_ours():
         "model": ["dcase_asc", "cnn_music", "crnn_speech"],
         "architecture": ["DcaseBaseline", "Cnn", "Crnn"],
         "params": [4_309_450, 425_434, 524_506],
+        "paper_params": ["4.31 M", "0.43 M", "0.53 M"],  # pipeline.audio_zoo's, checked in test_pipeline
         "source_task": ["acoustic scenes", "music genres", "speech commands"],
         "source_dataset": ["synth_scenes", "synth_music", "synth_speech"],
         "source_accuracy": [0.81234, 0.5, 0.9],

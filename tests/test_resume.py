@@ -42,12 +42,15 @@ pytestmark = [
 
 OVERRIDES = {  # tests/test_pipeline.py's reduced profile: the whole pipeline in seconds
     "image": {"split": {"train": 7, "val": 3, "test": 3}, "zoo": ["digits_cnn", "lite0_block4"], "input_size": 32},
-    "audio": {"downstream": {"n_positive": 66, "n_negative": 30}, "pretrain": {"epochs": 2}, "synth_per_class": 8},
-    "train": {"epochs": 2, "finetune_epochs": 2, "seeds": [0], "finetune_train": 3},
+    "audio": {"downstream": {"n_positive": 66, "n_negative": 30}, "pretrain": {"epochs": 2, "checkpoints": [1]},
+              "synth_per_class": 8, "zoo": ["dcase_asc", "cnn_music", "cnn_speech", "crnn_music", "crnn_speech",
+                                            "cnn_music@1"]},
+    "train": {"epochs": 2, "finetune_epochs": 2, "dynamics_epochs": 3, "seeds": [0], "finetune_train": 3},
+    "collapse": {"per_class": 4, "epochs": 2},
 }
 STAGES = [("image", "linear"), ("image", "finetune"), ("audio", "linear"), ("audio", "finetune")]
 # Kill as soon as folder/ holds n finished files (and the build has finished one itself). In build order: the source
-# audio; pre-training right after a weights file (before its JSON; before crnn_music's trajectory); embeddings
+# audio; pre-training right after a weights file (before its JSON); embeddings
 # (during the downstream audio, then the audio models); the image grids; image scores; the audio grids.
 KILLS = [("synth", 1), ("pretrain", 1), ("pretrain", 7), ("embeddings", 2), ("embeddings", 10), ("transfer", 2),
          ("scores", 3), ("transfer", 8)]  # fmt: skip

@@ -38,9 +38,9 @@ FEATURES, LABELS = ("x", "x2", "xv"), ("y", "yv", "source")  # float arrays, int
 # D >= N warnings: (regime, message) per score
 WIDE = {"logme": (lambda n, d: d >= n, r"^logme: D = \d+ >= N = \d+: .* reduce D with PCA below N, or pass exact=True"),
         "hscore": (lambda n, d: d >= n - 1, r"^hscore: D = \d+ >= N - 1 = \d+: .* use shrinkage=True")}  # fmt: skip
-SINGLETON_REFUSED = {"nc", "gbc", "sfda", "ncti"}  # need >= 2 samples per class
-CONSTANT_REFUSED = {"nc": "same mean", "nleep": "same features", "sfda": "singular", "ncti": "singular",
-                    "hev": "same features"}  # fmt: skip
+SINGLETON_REFUSED = {"nc", "nc_demo", "gbc", "sfda", "ncti"}  # need >= 2 samples per class
+CONSTANT_REFUSED = {"nc": "same mean", "nc_demo": "same mean", "nleep": "same features", "sfda": "singular",
+                    "ncti": "singular", "hev": "same features"}  # fmt: skip
 
 
 def entropy(y: np.ndarray) -> float:

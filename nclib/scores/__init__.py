@@ -51,6 +51,14 @@ def _entries() -> dict[str, Score]:
         Score(
             "nc", nc, "Suresh, Abrol & Thakur, Pitfalls in Measuring Neural Transferability (Eq. 2)", False, "features"
         ),
+        Score(
+            "nc_demo",
+            nc,
+            "Suresh, Abrol & Thakur, the authors' public demo of Eq. 2 (github.com/AnshThakur/NC_Scores_Demo)",
+            False,
+            "features",
+            {"variant": "demo"},
+        ),
         Score("leep", leep, "Nguyen et al., LEEP, ICML 2020", True, "source_probs"),
         Score("nleep", nleep, "Li et al., Ranking Neural Checkpoints (N-LEEP), CVPR 2021", True, "features"),
         Score(

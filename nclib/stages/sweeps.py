@@ -20,12 +20,13 @@ from tqdm.auto import tqdm
 from nclib import cache
 from nclib.config import Profile
 from nclib.models import build_audio, build_image
+from nclib.models.names import SEPARATOR
 from nclib.pitfalls import RESCORED, rescore_subsets
 from nclib.scores import score_zoo
 from nclib.scores.hev import hev_terms
 from nclib.stages.data import METRIC, SPLITS, Track, labels, zoo
 from nclib.stages.embeddings import embeddings, image_zoo
-from nclib.stages.pretrain import audio_zoo
+from nclib.stages.pretrain import audio_zoo, base_model
 from nclib.stages.scores import zoo_scores
 from nclib.train import train_linear
 
@@ -42,8 +43,10 @@ def _cached(profile: Profile, make: Callable[[], Any], **parts: Any) -> Any:
     return value
 
 
-def _has_layer(track: str, model: str, layer: str) -> bool:
-    net = build_image(model, pretrained=False)[0] if track == "image" else build_audio(model, 2)
+def _has_layer(profile: Profile, track: str, model: str, layer: str) -> bool:
+    if track == "image":
+        return layer in dict(build_image(model, pretrained=False)[0].named_modules())
+    net = build_audio(base_model(profile, model), 2)
     return layer in dict(net.named_modules())
 
 
@@ -54,13 +57,15 @@ def layer_sweep(
     ``model.named_modules()``; 4-D outputs global-average-pooled; default ``LAYERS[track]``) and at each model's
     penultimate layer ("penultimate").
 
-    Models: those of the zoo that have every layer. Heads: ``nclib.train.train_linear`` with the profile's
+    Models: the networks of the zoo that have every layer (checkpoints ``name@k`` left out: the same layers as
+    their network, and the sweep's cost). Heads: ``nclib.train.train_linear`` with the profile's
     ``train`` settings, one per seed of ``profile.train.seeds``, test metric at the best validation epoch.
     Returns (scores: index (layer, model), one column per score; performance: index (layer, model), mean test
     metric over seeds).
     """
     layers = tuple(LAYERS.get(track, ()) if layers is None else layers)
-    models = [m for m in zoo(profile, track) if all(_has_layer(track, m, layer) for layer in layers)]
+    models = [m for m in zoo(profile, track) if SEPARATOR not in m
+              and all(_has_layer(profile, track, m, layer) for layer in layers)]  # fmt: skip
     if len(models) < 2:
         raise ValueError(f"fewer than 2 models of the {track} zoo have every layer of {list(layers)}")
     y = {s: labels(profile, track, s) for s in SPLITS}

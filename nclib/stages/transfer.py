@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
@@ -21,33 +22,45 @@ from nclib.data.images import to_model_input
 from nclib.models import build_image
 from nclib.stages import runs
 from nclib.stages.data import METRIC, SPLITS, Strategy, Track, image_data, labels, spectrograms, zoo
-from nclib.stages.embeddings import embeddings, image_input
+from nclib.stages.embeddings import embeddings, image_input, image_model
 from nclib.stages.pretrain import audio_model, pretrain
 from nclib.train import replace_head, train_linear, transfer
 
 
-def transfer_configs(profile: Profile, track: str, strategy: str) -> list[dict[str, Any]]:
-    """The run config of every (model, seed) of a track's ``strategy``."""
-    models = zoo(profile, track)
+def transfer_configs(
+    profile: Profile, track: str, strategy: str, models: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """The run config of every (model, seed) of a track's ``strategy``, for ``models`` (default: the whole zoo)."""
+    zoo_models = zoo(profile, track)
     if strategy not in ("linear", "finetune"):
         raise ValueError(f"strategy must be 'linear' or 'finetune', got {strategy!r}")
+    models = list(zoo_models if models is None else models)
+    unknown = sorted(set(models) - set(zoo_models))
+    if unknown:
+        raise ValueError(f"models {unknown} are not in the {track} zoo {zoo_models}")
     code = cache.code_digest(__name__)
     drop = (f"{track}.zoo", "train.seeds")
     return [runs.run_config(profile, (track, "train"), drop, track=track, model=m, strategy=strategy, seed=s,
                             code=code) for m in models for s in profile.train.seeds]  # fmt: skip
 
 
-def transfer_runs(profile: Profile, track: str, strategy: str, executor: Executor | None = None) -> list[tuple]:
-    """(config, result) of every (model, seed) run; prerequisites are computed here, once, before the grid."""
-    configs = transfer_configs(profile, track, strategy)
+def transfer_runs(
+    profile: Profile, track: str, strategy: str, executor: Executor | None = None, models: Sequence[str] | None = None
+) -> list[tuple]:
+    """(config, result) of every (model, seed) run of ``models`` (default: the zoo); prerequisites are computed
+    here, once, before the grid."""
+    configs = transfer_configs(profile, track, strategy, models)
     folder = profile.cache_dir / "transfer"
     if runs.missing(folder, configs):  # the workers then only read these from the cache
-        models = zoo(profile, track)
+        needed = list(dict.fromkeys(c["model"] for c in configs))
         if strategy == "linear":
             for split in SPLITS:
-                embeddings(profile, track, split, models, executor=executor)
+                embeddings(profile, track, split, needed, executor=executor)
         elif track == "audio":
-            pretrain(profile, models, executor)
+            pretrain(profile, needed, executor)
+        else:  # the networks nclib pre-trains are trained here, once, not in each worker
+            for m in needed:
+                image_model(m, profile.cache_dir)
         labels(profile, track, "train")
     results = grid.run(configs, runs.runner(run_transfer, profile), folder, executor)
     return list(zip(configs, results, strict=True))
@@ -78,7 +91,7 @@ def run_transfer(config: dict[str, Any], *, data_root: str | None = None, cache_
         else:
             x: dict[str, Any]
             if track == "image":
-                model, prep = build_image(name)
+                model, prep = build_image(name, cache_dir=profile.cache_dir)
                 x = {s: v[0] for s, v in image_data(profile).items()}
                 transform = functools.partial(to_model_input, **image_input(profile, prep))
             else:

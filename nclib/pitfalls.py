@@ -343,9 +343,16 @@ def seed_agreement(runs: pd.DataFrame, measure: str = "kendall") -> pd.DataFrame
 # Zoo composition and model size
 # --------------------------------------------------------------------------------------------------------------
 def subsets_sweep(
-    scores: pd.DataFrame, performance: pd.Series, measures: Sequence[str] = ("pearson", "kendall"), min_size: int = 3
+    scores: pd.DataFrame,
+    performance: pd.Series,
+    measures: Sequence[str] = ("pearson", "kendall"),
+    min_size: int = 3,
+    max_subsets: int = 1000,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """Measures of every score on every sub-zoo of at least ``min_size`` models.
+    """Measures of every score on every sub-zoo of at least ``min_size`` models, or on ``max_subsets`` of them
+    drawn uniformly without replacement (``numpy.random.default_rng(seed)``) where there are more (a zoo of 14
+    has 16,278).
 
     Scores are those of the full zoo, not recomputed (zoo-level scores such as NCTI keep their full-zoo
     normalisation). Columns subset ('+'-joined models), size, spread (max - min performance in the subset),
@@ -354,13 +361,18 @@ def subsets_sweep(
     perf = pd.Series(performance, dtype=float).loc[scores.index]
     if not 2 <= min_size <= len(perf):
         raise ValueError(f"min_size must be in 2..{len(perf)} (the zoo's size), got {min_size}")
+    if max_subsets < 1:
+        raise ValueError(f"max_subsets must be a positive number of sub-zoos, got {max_subsets}")
+    subsets = [c for size in range(min_size, len(perf) + 1) for c in itertools.combinations(perf.index, size)]
+    if len(subsets) > max_subsets:
+        keep = np.sort(np.random.default_rng(seed).choice(len(subsets), size=max_subsets, replace=False))
+        subsets = [subsets[i] for i in keep]
     parts = []
-    for size in range(min_size, len(perf) + 1):
-        for subset in itertools.combinations(perf.index, size):
-            table = measure_values(scores.loc[list(subset)], perf.loc[list(subset)], measures)
-            long = table.reset_index().melt(id_vars="score", var_name="measure")
-            parts.append(long.assign(subset="+".join(subset), size=size, spread=np.ptp(perf.loc[list(subset)]),
-                                     **{m: m in subset for m in perf.index}))  # fmt: skip
+    for subset in subsets:
+        table = measure_values(scores.loc[list(subset)], perf.loc[list(subset)], measures)
+        long = table.reset_index().melt(id_vars="score", var_name="measure")
+        parts.append(long.assign(subset="+".join(subset), size=len(subset), spread=np.ptp(perf.loc[list(subset)]),
+                                 **{m: m in subset for m in perf.index}))  # fmt: skip
     out = pd.concat(parts, ignore_index=True)
     return out[["subset", "size", "spread", "score", "measure", "value", *perf.index]]
 

@@ -144,6 +144,15 @@ def test_subsets_sweep_counts_and_values():
     effect = pitfalls.spread_effect(sweep, "kendall")
     nc = sweep[sweep["score"] == "nc"].dropna(subset=["value"])
     assert effect["nc"] == pytest.approx(stats.spearmanr(nc["spread"], nc["value"])[0])
+    every = set(sweep["subset"])  # more sub-zoos than max_subsets: a seeded sample of distinct ones, same values
+    part = pitfalls.subsets_sweep(SCORES, PERF, ("kendall",), min_size=3, max_subsets=7, seed=1)
+    again = pitfalls.subsets_sweep(SCORES, PERF, ("kendall",), min_size=3, max_subsets=7, seed=1)
+    pd.testing.assert_frame_equal(part, again)
+    assert part["subset"].nunique() == 7 and set(part["subset"]) <= every
+    merged = part.merge(sweep, on=["subset", "score", "measure"], suffixes=("", "_all"))
+    np.testing.assert_allclose(merged["value"], merged["value_all"])
+    with pytest.raises(ValueError, match="max_subsets"):
+        pitfalls.subsets_sweep(SCORES, PERF, max_subsets=0)
 
 
 def test_with_without_hand_case():

@@ -311,6 +311,21 @@ def dynamics_claims(history: pd.DataFrame, first: str, second: str) -> list[dict
     return rows
 
 
+def dynamics_reading(rows: list[dict[str, Any]]) -> str:
+    """The paper's reading of Figure 4 set against ours, from the verdicts of :func:`dynamics_claims` (one clause
+    per claim: as in the paper, against it, or not settled)."""
+    by = {r["measure"]: r["verdict"] for r in rows}
+    words = {"train_loss": ("fits the training data faster, as in the paper", "fits the training data more slowly, "
+                            "against the paper", "is not shown to fit the training data faster or slower"),
+             "val_metric": ("generalises worse, as in the paper", "generalises better, against the paper",
+                            "is not shown to generalise worse or better")}  # fmt: skip
+    clauses = []
+    for measure, (same, against, open_) in words.items():
+        v = by.get(measure, "not testable")
+        clauses.append(same if v == "reproduced" else against if v == "not reproduced" else open_)
+    return f"the first choice {clauses[0]}, and it {clauses[1]}"
+
+
 def split_claim(claim: str, figure: str, statement: str, train: pd.Series, val: pd.Series, performance: pd.Series,
                 name: str) -> dict[str, Any]:  # fmt: skip
     """Section 5.1: a score on training data can mislead. r of score ``name`` computed on the validation split

@@ -281,3 +281,11 @@ def test_summary_counts_and_names_the_claims_of_each_verdict():
     table = pd.DataFrame({"claim": ["a", "b", "c"], "verdict": ["reproduced", "inconclusive", "reproduced"]})
     assert claims.summary(table) == "Of these 3 claims, 2 reproduced (`a`, `c`); 1 inconclusive (`b`)."
     assert claims.summary(table.iloc[:0]) == "There are no claims here."
+
+
+def test_dynamics_reading_says_which_half_of_the_papers_reading_holds():
+    rows = [{"measure": "train_loss", "verdict": "reproduced"}, {"measure": "val_metric", "verdict": "not reproduced"}]
+    assert claims.dynamics_reading(rows) == ("the first choice fits the training data faster, as in the paper, and it "
+                                             "generalises better, against the paper")
+    rows[0]["verdict"] = "inconclusive"
+    assert claims.dynamics_reading(rows).startswith("the first choice is not shown to fit the training data faster")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 import nclib.stages.collapse as stage
@@ -151,3 +152,16 @@ def test_the_collapse_section_rejects_unknown_keys_and_bad_values(overrides, mes
     with pytest.raises(ValueError) as info:
         load_profile("mini", **overrides)
     assert str(info.value).startswith(message)
+
+
+def test_the_run_does_not_depend_on_the_callers_thread_count(run, tmp_path):
+    """The training runs on one thread whatever the caller set: the same numbers on every machine."""
+    _, first = run
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        again = stage.collapse_trajectory(_tiny(tmp_path))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.get_num_threads() == threads
+    _same(first, again)

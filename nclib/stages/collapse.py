@@ -79,9 +79,14 @@ def collapse_run(profile: Profile) -> tuple[dict[str, Any], dict[str, np.ndarray
         torch.manual_seed(profile.seed)
         model = build_audio(c.model, len(classes))
     replace_head(model, len(classes), profile.seed)
-    res = transfer(model, (x[keep], y[keep]), data["val"], strategy="finetune", n_classes=len(classes),
-                   epochs=c.epochs, lr=c.lr, batch_size=c.batch_size, seed=profile.seed, metric="accuracy",
-                   device=profile.device, save_embeddings_at=range(1, c.epochs + 1))  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same float reductions on every machine: 30 epochs amplify any difference
+    try:
+        res = transfer(model, (x[keep], y[keep]), data["val"], strategy="finetune", n_classes=len(classes),
+                       epochs=c.epochs, lr=c.lr, batch_size=c.batch_size, seed=profile.seed, metric="accuracy",
+                       device=profile.device, save_embeddings_at=range(1, c.epochs + 1))  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
     emb, history = res["embeddings"], res["history"]
     rows = []
     for e in tqdm(sorted(emb), desc="NC diagnostics", leave=False, disable=None):

@@ -10,10 +10,13 @@ PROFILE  ?= mini
 DEVICE   ?=
 # Caches (embeddings, trained models, runs) live at the repository root whatever the notebooks' working folder.
 NCLIB_CACHE ?= $(CURDIR)/.cache/nclib
-# Debian packages the mini profile reads its offline data from (and chromium, for the book's screenshot tests).
-APT_PACKAGES := dataset-fashion-mnist espeak-ng sox fluidsynth fluid-soundfont-gm sonic-pi-samples chromium
+# Debian packages the mini profile reads its offline data from (and chromium with its driver, for the browser test).
+APT_PACKAGES := dataset-fashion-mnist espeak-ng sox fluidsynth fluid-soundfont-gm sonic-pi-samples chromium chromium-driver
+# MathJax, served from the site itself (no CDN): the npm package, its browser build copied into book/_static/.
+MATHJAX  := 3.2.2
+MATHJAX_DIR := book/_static/mathjax
 
-.PHONY: book test lint bench system venv clean
+.PHONY: book test lint bench system venv clean mathjax
 
 venv: $(VENV)/.installed
 
@@ -35,7 +38,7 @@ system:
 	  echo "install them with: sudo apt-get install$$missing"; exit 1; \
 	fi
 
-test: venv system
+test: venv system mathjax
 	$(BIN)/ruff check .
 	$(BIN)/mypy nclib
 	$(BIN)/python -m pytest -q
@@ -51,12 +54,27 @@ bench: venv system
 # of all that are missing stops the build before any work), execute every notebook on params/$(PROFILE).yaml
 # into book/generated/, then build the site from those copies into _build/html (warnings are errors).
 # DEVICE, when given, replaces the profile's device.
-book: venv system
+book: venv system mathjax
 	$(BIN)/python -m nclib.data check params/$(PROFILE).yaml
 	$(BIN)/python -m ipykernel install --sys-prefix --name nclib --display-name nclib >/dev/null
 	NCLIB_DEVICE=$(DEVICE) NCLIB_CACHE=$(NCLIB_CACHE) $(BIN)/python -m nclib.book params/$(PROFILE).yaml notebooks/*.md
 	$(BIN)/python -m nclib.assignments book
 	$(BIN)/jupyter-book build . -W -n --keep-going
+
+mathjax: $(MATHJAX_DIR)/.$(MATHJAX)
+
+# Only what the site loads: the TeX+MathML input / CommonHTML output component, its fonts, lazily loaded TeX
+# extensions and the menu (the speech-rule engine and the SVG output are left out: 3.1 of the package's 24 MB).
+$(MATHJAX_DIR)/.$(MATHJAX):
+	@command -v npm >/dev/null || { echo "npm is needed to fetch MathJax (Debian: apt-get install npm)"; exit 1; }
+	rm -rf $(MATHJAX_DIR) .cache/mathjax && mkdir -p .cache/mathjax $(MATHJAX_DIR)/output/chtml $(MATHJAX_DIR)/input/tex
+	cd .cache/mathjax && npm pack --silent mathjax@$(MATHJAX) >/dev/null && tar xzf mathjax-$(MATHJAX).tgz
+	cp .cache/mathjax/package/es5/tex-mml-chtml.js $(MATHJAX_DIR)/
+	cp -r .cache/mathjax/package/es5/output/chtml/fonts $(MATHJAX_DIR)/output/chtml/
+	cp -r .cache/mathjax/package/es5/input/tex/extensions $(MATHJAX_DIR)/input/tex/
+	cp -r .cache/mathjax/package/es5/ui .cache/mathjax/package/es5/a11y $(MATHJAX_DIR)/
+	cp .cache/mathjax/package/LICENSE $(MATHJAX_DIR)/
+	@touch $@
 
 clean:
 	rm -rf _build

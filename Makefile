@@ -10,8 +10,10 @@ PROFILE  ?= mini
 DEVICE   ?=
 # Caches (embeddings, trained models, runs) live at the repository root whatever the notebooks' working folder.
 NCLIB_CACHE ?= $(CURDIR)/.cache/nclib
-# Debian packages the mini profile reads its offline data from (and chromium with its driver, for the browser test).
-APT_PACKAGES := dataset-fashion-mnist espeak-ng sox fluidsynth fluid-soundfont-gm sonic-pi-samples chromium chromium-driver
+# Debian packages the mini profile reads its offline data from (`make system`; the notebooks' install cell runs it),
+# and those the tests add: Chromium and its driver, for the browser test of the built site.
+APT_PACKAGES := dataset-fashion-mnist espeak-ng sox fluidsynth fluid-soundfont-gm sonic-pi-samples
+TEST_PACKAGES := chromium chromium-driver
 # MathJax, served from the site itself (no CDN): the npm package, its browser build copied into book/_static/.
 MATHJAX  := 3.2.2
 MATHJAX_DIR := book/_static/mathjax
@@ -38,7 +40,8 @@ system:
 	  echo "install them with: sudo apt-get install$$missing"; exit 1; \
 	fi
 
-test: venv system mathjax
+test: venv mathjax
+	@$(MAKE) --no-print-directory system APT_PACKAGES="$(APT_PACKAGES) $(TEST_PACKAGES)"
 	$(BIN)/ruff check .
 	$(BIN)/mypy nclib
 	$(BIN)/python -m pytest -q

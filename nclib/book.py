@@ -36,7 +36,7 @@ import nbformat
 import papermill
 import yaml
 
-from nclib import cache, claims, pipeline
+from nclib import cache, claims, pipeline, site
 from nclib.config import Profile, did_you_mean
 from nclib.notebook import select_profile
 
@@ -228,6 +228,7 @@ def main(argv: list[str]) -> None:
     each = [{k: v for k, v in parameters.items() if k in accepted[source]} for source in sources]
     for source, params in zip(sources, each, strict=True):
         check_parameters(source, params)
+    url = site.repository()  # a bad address stops the build before any work
     start = time.perf_counter()
     profile = profile_of(parameters)
     pipeline.build(profile)
@@ -241,6 +242,9 @@ def main(argv: list[str]) -> None:
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         for done in pool.map(_run, sources, each):
             print(done, flush=True)
+    for source in sources:  # after the cache: the install cell follows the address, not the execution
+        path = Path("book/generated") / f"{source.stem}.ipynb"
+        cache.save_text(path, json.dumps(site.with_install_cell(json.loads(path.read_text()), url), indent=1) + "\n")
 
 
 def _read_params(path: Path) -> dict:

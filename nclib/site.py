@@ -39,8 +39,8 @@ def install_cell(url: str) -> str:
         "import importlib.util\n"
         "\n"
         'if importlib.util.find_spec("nclib") is None:\n'
-        f"    !git clone -q --depth 1 {url} nclib-src && make -C nclib-src system && "
-        'pip install -q "./nclib-src[book]"\n'
+        f"    !git clone -q --depth 1 {url} nclib-src && make -C nclib-src system\n"
+        '    %pip install -q "./nclib-src[book]"\n'
     )
 
 
@@ -49,8 +49,8 @@ def with_install_cell(notebook: dict[str, Any], url: str | None) -> dict[str, An
     when it is not; hidden from the rendered page (it is for the downloaded notebook)."""
     cells = [c for c in notebook["cells"] if INSTALL_TAG not in c.get("metadata", {}).get("tags", [])]
     if url is not None:
-        cell = {"cell_type": "code", "execution_count": None, "outputs": [],
-                "metadata": {"tags": [INSTALL_TAG, "remove-cell"]}, "source": install_cell(url)}
+        cell: dict[str, Any] = {"cell_type": "code", "execution_count": None, "outputs": [],
+                                "metadata": {"tags": [INSTALL_TAG, "remove-cell"]}, "source": install_cell(url)}
         if (notebook.get("nbformat"), notebook.get("nbformat_minor", 0)) >= (4, 5):
             cell["id"] = "nclib-install"  # cell ids exist from nbformat 4.5 on
         cells = [cell, *cells]

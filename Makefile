@@ -7,9 +7,20 @@ PYTHON   ?= python3
 VENV     := .venv
 BIN      := $(VENV)/bin
 PROFILE  ?= mini
+# teacher: the assignment pages executed, solutions collapsed; student: the handout notebooks, no solution anywhere
+EDITION  ?= teacher
 DEVICE   ?=
+# GPUS=k: the pre-training and transfer grids on k GPUs, one Dask worker per GPU (nclib.grid.gpu_cluster)
+GPUS     ?=
 # Caches (embeddings, trained models, runs) live at the repository root whatever the notebooks' working folder.
 NCLIB_CACHE ?= $(CURDIR)/.cache/nclib
+# The paper's dry run reads fixture data that `python -m nclib.data fixtures` writes (the same bytes every time),
+# and keeps its results apart from the mini profile's.
+ifeq ($(PROFILE),paper-dryrun)
+DRYRUN := $(CURDIR)/.cache/paper-dryrun
+export NCLIB_DATA_ROOT := $(DRYRUN)/data
+NCLIB_CACHE := $(DRYRUN)/nclib
+endif
 # Debian packages the mini profile reads its offline data from (`make system`; the notebooks' install cell runs it),
 # and those the tests add: Chromium and its driver, for the browser test of the built site.
 APT_PACKAGES := dataset-fashion-mnist espeak-ng sox fluidsynth fluid-soundfont-gm sonic-pi-samples
@@ -52,16 +63,18 @@ lint: venv
 bench: venv system
 	$(BIN)/python benchmarks/bench_scores.py
 	$(BIN)/python benchmarks/bench_features.py
+	$(BIN)/python benchmarks/bench_throughput.py
 
-# make book [PROFILE=mini|paper|tiny] [DEVICE=cpu|cuda]: check that every dataset of the profile is here (a report
-# of all that are missing stops the build before any work), execute every notebook on params/$(PROFILE).yaml
-# into book/generated/, then build the site from those copies into _build/html (warnings are errors).
-# DEVICE, when given, replaces the profile's device.
+# make book [PROFILE=mini|paper|paper-native|paper-dryrun|tiny] [DEVICE=cpu|cuda] [GPUS=k] [EDITION=teacher|student]:
+# check that every dataset of the profile is here (a report of all that are missing stops the build before any
+# work), execute every notebook on params/$(PROFILE).yaml into book/generated/, then build the site from those
+# copies into _build/html (warnings are errors). DEVICE, when given, replaces the profile's device.
 book: venv system mathjax
+	$(if $(DRYRUN),$(BIN)/python -m nclib.data fixtures $(NCLIB_DATA_ROOT))
 	$(BIN)/python -m nclib.data check params/$(PROFILE).yaml
 	$(BIN)/python -m ipykernel install --sys-prefix --name nclib --display-name nclib >/dev/null
-	NCLIB_DEVICE=$(DEVICE) NCLIB_CACHE=$(NCLIB_CACHE) $(BIN)/python -m nclib.book params/$(PROFILE).yaml notebooks/*.md
-	$(BIN)/python -m nclib.assignments book
+	NCLIB_DEVICE=$(DEVICE) NCLIB_GPUS=$(GPUS) NCLIB_CACHE=$(NCLIB_CACHE) $(BIN)/python -m nclib.book params/$(PROFILE).yaml notebooks/*.md
+	NCLIB_CACHE=$(NCLIB_CACHE) $(BIN)/python -m nclib.assignments book --edition $(EDITION)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 mathjax: $(MATHJAX_DIR)/.$(MATHJAX)

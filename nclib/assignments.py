@@ -19,24 +19,36 @@ exercise is a gated sphinx-exercise block, and its solution a gated block right 
 
 The student version keeps everything else, turns each exercise heading into plain Markdown, replaces the body of
 every function of a ``solution`` cell by ``raise NotImplementedError`` (its signature and docstring, the
-instructions, are kept) and a prose answer by an empty "your answer" line. The book page is the solution source
-itself, unexecuted, with a link to download the student version; sphinx-togglebutton shows the solutions collapsed.
+instructions, are kept) and a prose answer by an empty "your answer" line; when the book's repository address is
+set (``repository.url`` in _config.yml, :func:`nclib.site.repository`), its first cell installs nclib from it.
+Exercises are numbered from 1 in each assignment, and the book's pages number them the same way.
 
-    python -m nclib.assignments bundle DIR   # student notebooks + README for the class, into DIR
-    python -m nclib.assignments book         # book pages into ./book/generated/assignments/ (git-ignored)
+The book's assignment pages come in two editions (``EDITIONS``). The teacher's are the solution sources executed
+on the mini profile (the notebooks' default parameters; cached as the figure notebooks are, by
+:func:`nclib.book.execute_cached`), so that every expected output shows, with solutions collapsed by
+sphinx-togglebutton and a link to download the student version. The student's are the student notebooks
+themselves: the site, and the notebooks it publishes under _sources/, hold no solution.
+
+    python -m nclib.assignments bundle DIR                         # student notebooks + README, into DIR
+    python -m nclib.assignments book [--edition teacher|student]   # pages into ./book/generated/assignments/
 
 Never edit a generated file: edit the source and generate again.
-Both need jupytext (the ``course`` extra); run ``book`` at the repository root, as ``make book`` does.
+Both need jupytext (the ``course`` extra); ``book`` runs at the repository root, as ``make book`` does, and its
+teacher edition needs the ``book`` extra and the ``nclib`` Jupyter kernel, which ``make book`` registers.
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import copy
 import re
 import sys
+import tempfile
 from collections.abc import Collection
 from pathlib import Path
+
+from nclib import site
 
 try:
     import jupytext
@@ -48,6 +60,11 @@ except ImportError as exc:
 SOURCES = Path(__file__).resolve().parent / "course"
 BOOK_PAGES = Path("book", "generated", "assignments")  # relative to the repository root
 SOLUTION_TAG = "solution"
+EDITIONS = ("teacher", "student")  # of the book's assignment pages; the first is the default
+# The Debian package of the only data the assignments read: the mini profile's Fashion-MNIST (nclib.data.images).
+DEBIAN_PACKAGES = ("dataset-fashion-mnist",)
+# Seconds each notebook ran, executed twice by papermill on the mini profile: the table of book/assignments/teacher.md
+RUN_SECONDS = {"a1_scores": (5, 5), "a2_zoo": (18, 26), "a3_collapse": (18, 17), "a4_claims": (4, 4)}
 _DIRECTIVE = re.compile(r"^```\{(exercise|solution)-(start|end)\}[ \t]*(.*)$")
 _OPTION = re.compile(r"^:([\w-]+):[ \t]*(.*)$")
 
@@ -167,13 +184,23 @@ def stub(source: str) -> str:
     return "\n".join(out)
 
 
+def exercise_label(number: int, title: str) -> str:
+    """What exercise ``number`` (from 1 in each assignment) is called after the word "Exercise": ``1: Its title``.
+
+    The student notebook's heading is "Exercise" and this label; the book's page, whose exercises sphinx-exercise
+    would number across the whole book, shows it unnumbered with this label as its subtitle.
+    """
+    return f"{number}: {title}" if title else str(number)
+
+
 def student_version(
-    nb: nbformat.NotebookNode, assignment: str, stubbed: Collection[str] | None = None
+    nb: nbformat.NotebookNode, assignment: str, stubbed: Collection[str] | None = None, url: str | None = None
 ) -> nbformat.NotebookNode:
     """The student notebook of a solution source (see the module docstring).
 
     ``stubbed``: the exercise labels whose solutions are removed (default: all). The tests stub one exercise at a
-    time to show that its checks, and only those, fail.
+    time to show that its checks, and only those, fail. ``url``: the repository's address, from which the first
+    cell installs nclib (:func:`nclib.site.with_install_cell`); None: no such cell.
     """
     found = exercises(nb, assignment)
     stubbed = set(found) if stubbed is None else set(stubbed)
@@ -188,7 +215,8 @@ def student_version(
         "`raise NotImplementedError` by your code, keeping the function names and signatures: they are graded "
         "automatically. Answers in prose are read by your teacher.*"
     )
-    cells, solution, number = [header], None, 0
+    cells: list[nbformat.NotebookNode] = []
+    solution, number = None, 0
     for cell in out.cells:
         if cell.cell_type == "code":
             if solution is not None and solution in stubbed:
@@ -207,7 +235,7 @@ def student_version(
             kind, edge, arg, options = seg
             if (kind, edge) == ("exercise", "start"):
                 number += 1
-                text.append(f"### Exercise {number}" + (f": {arg}" if arg else ""))
+                text.append(f"## Exercise {exercise_label(number, arg)}")
             elif (kind, edge) == ("solution", "start"):
                 solution = arg
                 if found[arg]["prose"] and arg in stubbed:
@@ -218,23 +246,36 @@ def student_version(
         if body:
             cell.source = re.sub(r"\n{3,}", "\n\n", body)
             cells.append(cell)
+    title = next(i for i, c in enumerate(cells) if c.cell_type == "markdown")
+    cells.insert(title + 1, header)
     for i, cell in enumerate(cells):
         cell.id = f"cell-{i}"
     out.cells = cells
-    return out
+    return nbformat.from_dict(site.with_install_cell(out, url))
 
 
 def book_page(nb: nbformat.NotebookNode, assignment: str) -> nbformat.NotebookNode:
-    """The book page of a solution source: the source unexecuted, with a link to its student version."""
+    """The teacher's book page of a solution source (executed or not): its exercises numbered from 1 (see
+    :func:`exercise_label`), with a link to its student version under ``student/``."""
     exercises(nb, assignment)  # checks the structure
     out = copy.deepcopy(nb)
     out.metadata.pop("jupytext", None)
     out.metadata["nclib"] = {"assignment": assignment, "version": "solution"}
+    number = 0
+    for cell in (c for c in out.cells if c.cell_type == "markdown"):
+        lines = cell.source.split("\n")
+        for i, line in enumerate(lines):
+            match = _DIRECTIVE.match(line)
+            if match and match.group(1, 2) == ("exercise", "start"):
+                number += 1
+                lines[i] = f"```{{exercise-start}} {exercise_label(number, match.group(3).strip())}\n:nonumber:"
+        cell.source = "\n".join(lines)
     title = next(i for i, c in enumerate(out.cells) if c.cell_type == "markdown")
     note = nbformat.v4.new_markdown_cell(
         f"```{{note}}\nStudents work in the {{download}}`student version <student/{assignment}.ipynb>` of this "
         "page, where every solution is replaced by a stub; the teacher's page says how to hand it out and grade "
-        "it. Solutions below are collapsed: click one to open it.\n```"
+        "it. Solutions below are collapsed: click one to open it. The outputs are those of the solutions on the "
+        "`mini` profile.\n```"
     )
     out.cells.insert(title + 1, note)
     for i, cell in enumerate(out.cells):
@@ -249,39 +290,109 @@ def write(nb: nbformat.NotebookNode, path: Path) -> Path:
     return path
 
 
+def address(config: Path = Path("_config.yml")) -> str | None:
+    """The address students install nclib from: the book's (:func:`nclib.site.repository` of ``config``) when run at
+    the root of a clone, where ``config`` is; elsewhere (nclib installed as a package) None: the teacher gives it."""
+    return site.repository(config) if config.exists() else None
+
+
 def bundle(folder: Path, source: Path = SOURCES) -> list[Path]:
-    """The student bundle: ``<assignment>.ipynb`` for every source, and a README for the students."""
-    paths = [write(student_version(read(p), p.stem), folder / f"{p.stem}.ipynb") for p in sources(source)]
+    """The student bundle: ``<assignment>.ipynb`` for every source and the students' README (:func:`readme_text`),
+    with the repository's :func:`address` when there is one."""
+    url = address()
+    notebooks = {p.stem: read(p) for p in sources(source)}
+    paths = [write(student_version(nb, stem, url=url), folder / f"{stem}.ipynb") for stem, nb in notebooks.items()]
+    titles = {stem: next(c.source for c in nb.cells if c.cell_type == "markdown").split("\n")[0].lstrip("# ")
+              for stem, nb in notebooks.items()}  # fmt: skip
     readme = folder / "README.md"
-    readme.write_text(
-        "# nclib assignments\n\n"
-        "Each notebook is one assignment. Install nclib (`pip install -e '.[book]'` in a clone of its repository, "
-        "or run the notebook's first cell in Colab), open the notebook in Jupyter and fill in every function that "
-        "raises `NotImplementedError`; do not rename the functions or change their arguments. Each notebook runs "
-        "in a few minutes on a laptop CPU. Hand in the notebook file: functions are graded automatically, with "
-        "hidden checks on fresh random data; answers in prose are read by your teacher.\n"
-    )
+    readme.write_text(readme_text(titles, url))
     return [*paths, readme]
 
 
-def book(folder: Path = BOOK_PAGES, source: Path = SOURCES) -> list[Path]:
-    """The book pages ``<assignment>.ipynb`` and their student versions under ``student/``."""
-    out = []
+def readme_text(titles: dict[str, str], url: str | None) -> str:
+    """The students' README: how to install, run and hand back the notebooks ``titles`` (stem -> title).
+
+    ``url``: the repository's address (None while the book sets none: the teacher gives it).
+    """
+    package = f'"nclib[book] @ git+{url}"' if url else '"nclib[book] @ git+ADDRESS"'
+    where = "" if url else (", where ADDRESS is the address of nclib's repository, which your teacher gives you "
+                            "(for a GitHub repository, its https address)")
+    listing = "\n".join(f"- `{stem}.ipynb`: {title}" for stem, title in titles.items())
+    seconds = "\n".join(f"| `{stem}.ipynb` | {max(RUN_SECONDS[stem])} s |" for stem in titles)
+    return f"""# nclib assignments
+
+Each notebook is one assignment:
+
+{listing}
+
+## Install (once)
+
+On Debian or Ubuntu, with Python 3.11 or 3.12:
+
+1. The data, which the notebooks read offline (Fashion-MNIST; without the package nclib downloads the same files,
+   about 30 MB, the first time): `sudo apt-get install {" ".join(DEBIAN_PACKAGES)}`
+2. nclib and JupyterLab, in a virtual environment of your own (`python3 -m venv nclib-env && . nclib-env/bin/activate`):
+   `pip install {package} jupyterlab`{where}.
+3. The Jupyter kernel `nclib`, which the notebooks ask for: `python -m ipykernel install --user --name nclib`
+
+## Run
+
+Open a notebook with `jupyter lab a1_scores.ipynb`, check that its kernel is `nclib`, and fill in every function
+that raises `NotImplementedError`, keeping its name and arguments: the functions are graded automatically. Write
+the answers in prose where the notebook says "Your answer"; your teacher reads them. To run a whole notebook from a
+terminal and keep its outputs in the file:
+
+    jupyter nbconvert --to notebook --execute --allow-errors --inplace a1_scores.ipynb
+
+With its solutions filled in, each notebook ran in at most this time from start to end, on a machine with two
+CPU cores shared with other jobs:
+
+| notebook | run time |
+| --- | --- |
+{seconds}
+
+## Hand back
+
+Run the notebook from top to bottom, save it, name the file after your student id (for example `s1234567.ipynb`)
+and put it in the folder your teacher names. Hand back the `.ipynb` file itself, not an export. The grader runs your
+notebook again, then checks each function on fresh random data that you do not see, so a function that returns
+numbers copied from your run does not pass.
+"""
+
+
+def book(folder: Path = BOOK_PAGES, edition: str = EDITIONS[0], source: Path = SOURCES) -> list[Path]:
+    """The book's pages ``<assignment>.ipynb`` of ``edition`` (see the module docstring); the teacher's edition also
+    writes the student versions, for download, under ``student/``."""
+    if edition not in EDITIONS:
+        raise ValueError(f"unknown edition {edition!r} of the assignment pages: choose one of {EDITIONS}")
+    from nclib.book import execute_cached, profile_of
+
+    url, out = site.repository(), []  # a bad address stops the build before any work
     for p in sources(source):
         nb = read(p)
-        out.append(write(book_page(nb, p.stem), folder / f"{p.stem}.ipynb"))
-        out.append(write(student_version(nb, p.stem), folder / "student" / f"{p.stem}.ipynb"))
+        if edition == "student":
+            out.append(write(student_version(nb, p.stem, url=url), folder / f"{p.stem}.ipynb"))
+            continue
+        with tempfile.TemporaryDirectory() as tmp:  # the notebooks' defaults: the mini profile, and its cache
+            execute_cached(p, Path(tmp), {}, profile_of({}).cache_dir)
+            executed = nbformat.read(Path(tmp, f"{p.stem}.ipynb"), as_version=4)
+        page = site.with_install_cell(book_page(executed, p.stem), url)  # after the cache, as for the figures
+        out.append(write(nbformat.from_dict(page), folder / f"{p.stem}.ipynb"))
+        out.append(write(student_version(nb, p.stem, url=url), folder / "student" / f"{p.stem}.ipynb"))
     return out
 
 
 def main(argv: list[str]) -> None:
-    """``python -m nclib.assignments bundle DIR`` or ``python -m nclib.assignments book``."""
-    if argv[:1] == ["bundle"] and len(argv) == 2:
-        written = bundle(Path(argv[1]))
-    elif argv == ["book"]:
-        written = book()
-    else:
-        raise SystemExit("usage: python -m nclib.assignments bundle DIR | book")
+    """``python -m nclib.assignments bundle DIR`` or ``python -m nclib.assignments book [--edition EDITION]``."""
+    parser = argparse.ArgumentParser(prog="python -m nclib.assignments", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    handout = commands.add_parser("bundle", help="the student notebooks and their README, into DIR")
+    handout.add_argument("folder", type=Path, metavar="DIR")
+    pages = commands.add_parser("book", help=f"the book's assignment pages, into {BOOK_PAGES}/")
+    pages.add_argument("--edition", choices=EDITIONS, default=EDITIONS[0],
+                       help="teacher: executed, with solutions (collapsed); student: the student notebooks")
+    args = parser.parse_args(argv)
+    written = bundle(args.folder) if args.command == "bundle" else book(edition=args.edition)
     for path in written:
         print(f"wrote {path}")
 

@@ -155,7 +155,8 @@ def execute_cached(source: Path, generated: Path, parameters: dict, cache_dir: P
     if "figures" in parameters:
         raise ValueError(f"parameter 'figures' (value {parameters['figures']!r}) of notebook {source} is set here, to "
                          f"{figures}: leave it out")
-    parameters = {**parameters, "figures": os.path.relpath(figures, source.parent)}
+    if "figures" in notebook_parameters(source):  # the book's notebooks save figures; the assignments do not
+        parameters = {**parameters, "figures": os.path.relpath(figures, source.parent)}
     check_parameters(source, parameters)
     versions = {lib: importlib.metadata.version(lib) for lib in RESULT_LIBRARIES}
     k = cache.key(notebook=source.read_text(), parameters=parameters, kernel=KERNEL, code=notebook_code(source),

@@ -4,6 +4,7 @@
     arrays = load_arrays(path)          # None when missing, partial or corrupt -> recompute
     if arrays is None:
         save_arrays(path, features=f)   # temp file in the same folder + os.replace
+    save_torch(ckpt, state)             # tensors and training state, checksummed alike; load_torch(ckpt) reads it
 
 A key holds an artifact's inputs and the :func:`code_digest` of the module that makes it: the code of that module and
 of every nclib module it imports, directly or not, so editing any of them changes the key and nothing else does.
@@ -20,8 +21,10 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import io
 import json
 import os
+import pickle
 import shutil
 import tempfile
 import warnings
@@ -305,6 +308,51 @@ def load_json(path: str | os.PathLike) -> Any | None:
     try:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        _warn_corrupt(path, repr(exc))
+        return None
+
+
+def save_torch(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` (tensors, numbers, strings, and lists, tuples and dicts of them) with ``torch.save``
+    atomically, followed by the sha256 (64 hex digits) of the bytes before it."""
+    import torch  # here, not at module level: reading and writing the rest of the cache needs no torch
+
+    with _atomic(path) as f:
+        writer = _HashingWriter(f)
+        torch.save(obj, writer)  # type: ignore[arg-type]  # torch calls only write and flush; streamed, no copy
+        f.write(writer.sha256.hexdigest().encode())
+
+
+class _HashingWriter:
+    """A binary file's ``write`` that also feeds a sha256 of what it writes."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f, self.sha256 = f, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def load_torch(path: str | os.PathLike) -> Any | None:
+    """Read a file written by :func:`save_torch`, its tensors on the CPU; ``None`` if it is missing, unreadable or
+    fails its checksum. Only plain data is unpickled (``weights_only``): a file cannot run code."""
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        data = memoryview(path.read_bytes())
+        payload, stored = data[:-64], data[-64:]
+        if bytes(stored) != hashlib.sha256(payload).hexdigest().encode():
+            _warn_corrupt(path, "checksum mismatch: it is truncated, or its bytes changed after it was written")
+            return None
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         _warn_corrupt(path, repr(exc))
         return None
 

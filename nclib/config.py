@@ -27,6 +27,8 @@ import yaml
 PROFILE_DIR = Path(__file__).parent / "profiles"
 DEFAULT_DATA_ROOT = Path("~/.cache/nclib/data")
 DEFAULT_CACHE_DIR = Path(".cache/nclib")
+IMAGE_WEIGHTS = ("pretrained", "random")  # the values of image.weights
+DRY_RUN = "paper-dryrun"  # the name of params/paper-dryrun.yaml's profile: the paper's code path on fixture data
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,12 @@ class ImageConfig:
     input_size: int | None
     batch_size: int
     zoo: tuple[str, ...]
+    weights: str  # "pretrained": each model's published or nclib-trained weights; "random": seeded random ones
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether the zoo's models get their pre-trained weights (``weights: pretrained``)."""
+        return self.weights == "pretrained"
 
 
 @dataclass(frozen=True)
@@ -251,6 +259,9 @@ def _check(p: Profile) -> None:
     frames = set(p.audio.sources) | {"downstream"}
     if set(p.audio.frame_ms) != frames:
         raise ValueError(f"audio.frame_ms must have exactly the keys {sorted(frames)}, got {sorted(p.audio.frame_ms)}")
+    if p.image.weights not in IMAGE_WEIGHTS:
+        raise ValueError(f"image.weights must be one of {list(IMAGE_WEIGHTS)}, got {p.image.weights!r}"
+                         f"{did_you_mean(p.image.weights, IMAGE_WEIGHTS)}")
     if p.train.optimizer != "adam":
         raise ValueError(f"train.optimizer must be 'adam' (the paper's), got {p.train.optimizer!r}")
     if not p.train.seeds:

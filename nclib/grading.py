@@ -314,7 +314,8 @@ def main(argv: list[str]) -> int:
     if args.csv:
         import pandas as pd
 
-        pd.DataFrame(rows).to_csv(args.csv, index=False)
+        exercises = dict.fromkeys(e for row in rows for e in row if e not in ("submission", "total"))
+        pd.DataFrame(rows, columns=["submission", *exercises, "total"]).to_csv(args.csv, index=False)
     return 0
 
 

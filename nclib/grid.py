@@ -3,10 +3,17 @@
     results = grid.run(configs, fn, cache_dir)                     # local process pool
     client = distributed.Client(cluster)                           # Dask: many machines, or Slurm (dask-jobqueue)
     results = grid.run(configs, fn, cache_dir, executor=client.get_executor())
+    NCLIB_GPUS=4 python ...                                        # the default pool: one worker per GPU
+
+With ``NCLIB_GPUS=k`` in the environment, a grid given no executor runs on :func:`gpu_cluster` of the first k GPUs
+(:func:`gpu_devices`): one single-threaded worker process per GPU whose default CUDA device is that GPU, so a run
+on device ``cuda`` uses its worker's GPU (give runs ``cuda``, not ``cuda:1``). This is how ``make book
+PROFILE=paper DEVICE=cuda GPUS=4`` spreads the pre-training and transfer grids over four GPUs.
 
 A config (frozen dataclass or dict of JSON-like values) is keyed by the sha256 of its canonical JSON; its result is
 written atomically to ``cache_dir/<key>.json`` as soon as the run finishes (by this process, so workers need no
-shared disk). Finished runs are never recomputed; a grid killed in the middle loses at most the runs in flight.
+shared disk). Finished runs are never recomputed; a grid killed in the middle loses at most the runs in flight,
+and a run that checkpoints every epoch (nclib's fine-tuning and pre-training) only its epoch in flight.
 Use one ``cache_dir`` per ``fn``: the key covers the config, not the code.
 
 ``fn(config) -> dict`` must be importable by the workers (a module-level function, not one defined in a notebook)
@@ -17,14 +24,18 @@ hold its config's run is recomputed, with a warning; one that cannot be written 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib
+import logging
 import multiprocessing
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -58,6 +69,80 @@ def key(config: Any) -> str:
     return cache.key(**plain)
 
 
+def gpu_devices(n: int) -> list[str]:
+    """The ``CUDA_VISIBLE_DEVICES`` values of the first ``n`` GPUs this process sees, in the order of its own
+    ``CUDA_VISIBLE_DEVICES`` where that is set (``"2,3"`` -> ``["2", "3"]``), else ``["0", ..., str(n - 1)]``."""
+    import torch
+
+    available = torch.cuda.device_count()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if not 1 <= n <= available:
+        seen = f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else ""
+        raise ValueError(f"asked for {n} GPUs, but this process sees {available}{seen}: ask for 1 to {available}, "
+                         f"or unset NCLIB_GPUS to run the grid in local CPU processes")
+    ids = [v.strip() for v in visible.split(",")] if visible else [str(i) for i in range(available)]
+    return ids[:n]
+
+
+def gpu_cluster(devices: Sequence[str]) -> Any:
+    """A local Dask cluster of one single-threaded worker process per entry of ``devices`` (``CUDA_VISIBLE_DEVICES``
+    values, e.g. :func:`gpu_devices`; ``""``: a worker without GPU), each worker's default CUDA device being its own.
+
+    dask-cuda's ``LocalCUDACluster`` (which also pins each worker to the CPUs near its GPU) where ``dask_cuda``
+    imports and every entry names a GPU; else a ``distributed.SpecCluster`` of Nannies that each set
+    ``CUDA_VISIBLE_DEVICES`` to their one entry. Each worker may hold 1 / ``len(devices)`` of the host's memory::
+
+        with grid.gpu_cluster(grid.gpu_devices(4)) as cluster, distributed.Client(cluster) as client:
+            results = grid.run(configs, fn, cache_dir, executor=client.get_executor())
+    """
+    if not devices:
+        raise ValueError("devices is empty: give one CUDA_VISIBLE_DEVICES value per worker, e.g. ['0', '1']")
+    distributed = _distributed()
+    try:
+        dask_cuda: ModuleType | None = importlib.import_module("dask_cuda")
+    except ImportError:
+        dask_cuda = None
+    if dask_cuda is not None and all(devices):
+        return dask_cuda.LocalCUDACluster(CUDA_VISIBLE_DEVICES=list(devices), threads_per_worker=1)
+    options = {"nthreads": 1, "memory_limit": 1 / len(devices), "host": "127.0.0.1"}
+    workers = {i: {"cls": distributed.Nanny, "options": options | {"env": {"CUDA_VISIBLE_DEVICES": d}}}
+               for i, d in enumerate(devices)}  # fmt: skip
+    scheduler = {"cls": distributed.Scheduler, "options": {"host": "127.0.0.1"}}
+    return distributed.SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.WARNING)
+
+
+def _distributed() -> ModuleType:
+    try:
+        import distributed
+    except ImportError:
+        raise ImportError("a Dask cluster needs distributed: pip install 'nclib[dask]'") from None
+    return distributed
+
+
+@contextlib.contextmanager
+def _default_executor(max_workers: int | None) -> Iterator[Executor]:
+    """The pool of a grid given no executor: :func:`gpu_cluster` where ``$NCLIB_GPUS`` is set, else local processes."""
+    gpus = os.environ.get("NCLIB_GPUS", "")
+    if gpus:
+        if not gpus.isdigit():
+            raise ValueError(f"NCLIB_GPUS must be a number of GPUs, e.g. 4, got {gpus!r}")
+        if max_workers is not None:
+            raise ValueError(f"NCLIB_GPUS={gpus} sizes the default pool (one worker per GPU): leave max_workers out")
+        with gpu_cluster(gpu_devices(int(gpus))) as cluster, _distributed().Client(cluster) as client:
+            yield client.get_executor()
+        return
+    cpus = os.cpu_count() or 1
+    workers = max_workers or min(2, cpus)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                               initargs=(max(1, cpus // workers),))  # fmt: skip
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
 def _init_worker(threads: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when a run first imports it
     if "torch" in sys.modules:
@@ -74,8 +159,9 @@ def run(
     """``[fn(c) for c in configs]``, computing only the configs without a result file in ``cache_dir``.
 
     ``executor``: any ``concurrent.futures.Executor``; by default a local pool of ``max_workers`` processes
-    (default ``min(2, cpu count)``, started with ``spawn``, each with cpu count / workers torch threads). Runs that
-    raise are reported together in one ``RuntimeError`` after the others have finished and been saved.
+    (default ``min(2, cpu count)``, started with ``spawn``, each with cpu count / workers torch threads), or one
+    worker per GPU where ``$NCLIB_GPUS`` is set (see the module docstring). Runs that raise are reported together
+    in one ``RuntimeError`` after the others have finished and been saved.
     """
     if executor is not None and max_workers is not None:
         raise ValueError("max_workers sizes the default process pool; size your own executor yourself")
@@ -97,18 +183,11 @@ def run(
                               f"recomputing it", stacklevel=2)
             todo[k] = c
     if todo:
-        own = executor is None
-        if executor is None:
-            cpus = os.cpu_count() or 1
-            workers = max_workers or min(2, cpus)
-            executor = ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                initargs=(max(1, cpus // workers),),
-            )
         failures: list[tuple[Any, BaseException]] = []
         bar = tqdm(total=len(results) + len(todo), initial=len(results), desc="grid")
-        try:
-            futures = {executor.submit(fn, c): k for k, c in todo.items()}
+        pool = _default_executor(max_workers) if executor is None else contextlib.nullcontext(executor)
+        with pool as running, contextlib.closing(bar):
+            futures = {running.submit(fn, c): k for k, c in todo.items()}
             for future in as_completed(futures):
                 k = futures[future]
                 try:
@@ -121,14 +200,6 @@ def run(
                     except ValueError as exc:  # not plain data, or NaN: a failed run too
                         failures.append((todo[k], exc))
                 bar.update()
-        except BaseException:
-            if own:
-                executor.shutdown(wait=False, cancel_futures=True)
-            raise
-        finally:
-            bar.close()
-        if own:
-            executor.shutdown()
         if failures:
             raise RuntimeError(
                 f"{len(failures)} of {len(todo)} runs failed (not cached; a rerun retries them); first failed "

@@ -18,10 +18,9 @@ import os
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from nclib.evaluate import kendall, pearson, weighted_kendall
-from nclib.plots import _STYLE, _figure, _save
+from nclib.plots import PALETTE, _figure, _save, _styled, place_labels
 
 SCORES = ("hscore", "leep", "logme", "nce")  # TLlib's columns; every one is "higher is better"
 SCORE_NAMES = {"hscore": "H-score", "leep": "LEEP", "logme": "LogME", "nce": "NCE"}
@@ -155,20 +154,19 @@ def score_winners() -> pd.DataFrame:
 def plot_recomputed(table: pd.DataFrame, path: str | os.PathLike | None = None):
     """Printed (x) against recomputed (y) correlation, one panel per measure; bars: the range that rounding the
     per-model inputs allows; marker: the verdict of :func:`recompute_printed`."""
-    with sns.axes_style(_STYLE["style"]), sns.plotting_context(_STYLE["context"], font_scale=_STYLE["font_scale"]):
-        fig, axes = _figure(1, 2, (4.2, 4.0))
-        palette = dict(zip(("reproduces", "within input rounding", "does not follow"),
-                           sns.color_palette(_STYLE["palette"], 3), strict=True))  # fmt: skip
+    with _styled():
+        fig, axes = _figure(1, 2, 3.6)
+        palette = dict(zip(("reproduces", "within input rounding", "does not follow"), PALETTE[:3], strict=True))
         for ax, (measure, part) in zip(axes, table.groupby("measure", sort=False), strict=True):
             ax.axline((0, 0), slope=1, color="grey", linewidth=0.8, linestyle="--")
             for verdict, rows in part.groupby("verdict", sort=False):
                 ax.errorbar(rows["printed"], rows["recomputed"],
                             yerr=[rows["recomputed"] - rows["low"], rows["high"] - rows["recomputed"]],
                             fmt="o", markersize=5, color=palette[verdict], label=verdict, capsize=2)  # fmt: skip
-            ax.set_title({"pearson": "Pearson r", "weighted_kendall": "weighted τ"}[measure], fontsize="small")
+            ax.set_title({"pearson": "Pearson r", "weighted_kendall": "weighted τ"}[measure])
             ax.set_xlabel("printed under the table")
-            ax.set_ylabel("recomputed from the table's numbers" if ax is axes[0] else "")
-            ax.legend(fontsize="x-small", loc="upper left")
+            ax.set_ylabel("recomputed from its numbers" if ax is axes[0] else "")
+            ax.legend(loc="upper left")
         fig.suptitle("TLlib model-selection table: printed vs recomputed correlations\n(published numbers; no profile)")
     return _save(fig, path)
 
@@ -178,19 +176,20 @@ def plot_ground_truths(path: str | os.PathLike | None = None):
     dataset; the dashed line is agreement."""
     table = ground_truths()
     datasets = list(dict.fromkeys(table["dataset"]))
-    with sns.axes_style(_STYLE["style"]), sns.plotting_context(_STYLE["context"], font_scale=_STYLE["font_scale"]):
-        fig, axes = _figure(2, -(-len(datasets) // 2), (3.0, 3.0))
+    ncols = 2
+    with _styled():
+        fig, axes = _figure(-(-len(datasets) // ncols), ncols, 3.0)
+        labels = []
         for ax, dataset in zip(axes, datasets, strict=False):
             part = table[table["dataset"] == dataset]
             ax.axline((part["tllib_acc"].mean(),) * 2, slope=1, color="grey", linewidth=0.8, linestyle="--")
-            ax.scatter(part["tllib_acc"], part["sfda_acc"], s=25, edgecolor="black", linewidth=0.5)
-            for row in part.itertuples():
-                ax.annotate(row.model, (row.tllib_acc, row.sfda_acc), xytext=(3, 2), textcoords="offset points",
-                            fontsize="xx-small")
-            ax.set_title(dataset, fontsize="small")
-            ax.set_xlabel("TLlib accuracy (%)", fontsize="x-small")
-            ax.set_ylabel("SFDA accuracy (%)", fontsize="x-small")
+            ax.scatter(part["tllib_acc"], part["sfda_acc"], s=25, color=PALETTE[1], edgecolor="black", linewidth=0.5)
+            labels.append((ax, list(part["tllib_acc"]), list(part["sfda_acc"]), list(part["model"])))
+            ax.set_title(dataset)
+            ax.set_xlabel("TLlib accuracy (%)")
+            ax.set_ylabel("SFDA accuracy (%)")
         for ax in axes[len(datasets):]:
             ax.set_visible(False)
         fig.suptitle("Two published ground truths for the same models and datasets\n(published numbers; no profile)")
+        place_labels(fig, labels)
     return _save(fig, path)

@@ -26,14 +26,25 @@ the mean cross-entropy over the epoch's batches, ``val_metric``, ``wall_time_s``
 (numpy arrays: save them with ``nclib.cache.save_arrays`` and drop them from what a grid caches as JSON).
 Randomness is seeded (shuffling, head, dropout) without touching the caller's global RNG state: the same call
 twice on CPU gives identical histories.
+
+A long run resumes within itself: with ``resume_file``, :func:`transfer` writes, atomically after every epoch, all a
+run needs to go on (the trained state, the optimizer's, every RNG state, history, best checkpoint, what was saved
+at earlier epochs); killed, the same call resumes after the last finished epoch and ends with exactly the numbers
+of an uninterrupted run (``wall_time_s`` aside); finished, it removes the file. A file of another run (other
+settings, data sizes or starting weights) is ignored with a warning, as is a corrupt one: the run starts from
+epoch 0 and replaces it. The file's name must be the run's own (the stages name it by the run's cache key).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
+import os
 import time
+import warnings
 from collections.abc import Callable, Collection, Iterator, Sized
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -43,6 +54,8 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
+
+from nclib import cache
 
 Split = tuple[Any, Any] | Dataset  # (inputs, integer labels) as arrays / tensors, or a Dataset of (input, label)
 Metric = Literal["accuracy", "auroc"]
@@ -158,6 +171,7 @@ def transfer(
     save_embeddings_at: Collection[int] = (),
     save_states_at: Collection[int] = (),
     num_workers: int = 0,
+    resume_file: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` and its classification layer ``model.head_name`` (an ``nn.Linear`` with ``n_classes`` outputs,
     e.g. drawn by :func:`replace_head`), the network frozen (``strategy="linear"``, run in eval mode) or not
@@ -170,7 +184,8 @@ def transfer(
     ``result["embeddings"][epoch]`` -- the arguments of ``nclib.collapse.diagnostics`` (Figure 1).
     ``save_states_at``: epochs (1..epochs) after which to keep the whole model's state dict (CPU tensors) and its
     test metric, as ``result["checkpoints"][epoch] = {"state": ..., "test_metric": ...}`` (the checkpoints of a
-    pre-training run; the model itself ends at the best epoch, as always).
+    pre-training run; the model itself ends at the best epoch, as always). ``resume_file``: where the run keeps its
+    progress after every epoch, to resume from after a kill (see the module docstring); ``None``: it keeps none.
     """
     name = getattr(model, "head_name", None)
     if not isinstance(name, str):
@@ -183,6 +198,7 @@ def transfer(
         model, head, train, val, test, strategy=strategy, n_classes=n_classes, epochs=epochs, lr=lr,
         batch_size=batch_size, seed=seed, patience=patience, metric=metric, device=device, transform=transform,
         save_embeddings_at=save_embeddings_at, save_states_at=save_states_at, num_workers=num_workers,
+        resume_file=resume_file,
     )
 
 
@@ -253,6 +269,7 @@ def _fit(
     save_embeddings_at: Collection[int] = (),
     save_states_at: Collection[int] = (),
     num_workers: int = 0,
+    resume_file: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     if strategy not in ("linear", "finetune"):
         raise ValueError(f"strategy must be 'linear' or 'finetune', got {strategy!r}")
@@ -322,19 +339,47 @@ def _fit(
     history: dict[str, list] = {"epoch": [], "train_loss": [], "val_metric": [], "wall_time_s": []}
     embeddings: dict[int, dict[str, np.ndarray]] = {}
     checkpoints: dict[int, dict[str, Any]] = {}
-    best_metric, best_epoch = -math.inf, 0
+    best_metric, best_epoch, epoch = -math.inf, 0, 0
     best_state: dict[str, Any] | None = None
     shuffle = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(trainable, lr=lr)
+    resume = Path(resume_file) if resume_file is not None else None
+    run = {**config, "device": str(device), "save_embeddings_at": sorted(save_at), "save_states_at": sorted(keep_at),
+           "sizes": {k: d.n for k, d in data.items()}, "start": _state_digest(model)} if resume is not None else {}
+    saved = _saved_progress(resume, run) if resume is not None else None
+
+    def save_progress(path: Path) -> None:
+        """Everything the loop carries from one epoch to the next, to ``path``."""
+        rng = {"shuffle": shuffle.get_state(), "torch": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
+        cache.save_torch(path, {
+            "run": run, "epoch": epoch, "trained": trained.state_dict(), "optimizer": optimizer.state_dict(),
+            "rng": rng, "history": history, "best_metric": best_metric, "best_epoch": best_epoch,
+            "best_state": best_state, "checkpoints": checkpoints,
+            "embeddings": {e: {k: torch.from_numpy(a) for k, a in s.items()} for e, s in embeddings.items()},
+        })  # fmt: skip
+
     for p in frozen:
         p.requires_grad_(False)
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)  # dropout and any other randomness inside the model
-            if 0 in save_at:
+            if saved is not None:  # go on after the last finished epoch
+                trained.load_state_dict(saved["trained"])
+                optimizer.load_state_dict(saved["optimizer"])
+                shuffle.set_state(saved["rng"]["shuffle"])
+                torch.set_rng_state(saved["rng"]["torch"])
+                if device.type == "cuda":
+                    torch.cuda.set_rng_state(saved["rng"]["cuda"], device)
+                epoch, history, best_metric, best_epoch, best_state, checkpoints = (
+                    saved[k] for k in ("epoch", "history", "best_metric", "best_epoch", "best_state", "checkpoints"))
+                embeddings = {e: {k: t.numpy() for k, t in s.items()} for e, s in saved["embeddings"].items()}
+            elif 0 in save_at:
                 snapshot(0)
-            bar = tqdm(range(1, epochs + 1), desc=f"{strategy} seed={seed}", leave=False)
-            for epoch in bar:
+            bar = tqdm(total=epochs, initial=epoch, desc=f"{strategy} seed={seed}", leave=False)
+            while epoch < epochs and not (patience is not None and epoch - best_epoch >= patience):
+                epoch += 1
                 start = time.perf_counter()
                 model.train(strategy == "finetune")
                 total = torch.zeros((), device=device)
@@ -359,8 +404,9 @@ def _fit(
                     pred = predict(data["test"])
                     checkpoints[epoch] = {"state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                                           "test_metric": _metric(metric, pred["logits"], pred["labels"])}
-                if patience is not None and epoch - best_epoch >= patience:
-                    break
+                bar.update()
+                if resume is not None:
+                    save_progress(resume)
             bar.close()
             if -1 in save_at and epoch not in embeddings:
                 snapshot(epoch)
@@ -379,4 +425,31 @@ def _fit(
         result["embeddings"] = embeddings
     if keep_at:
         result["checkpoints"] = checkpoints
+    if resume is not None:
+        resume.unlink(missing_ok=True)  # finished: what is left to keep is the result, which the caller caches
     return result
+
+
+def _state_digest(module: nn.Module) -> str:
+    """sha256 of ``module``'s state dict: names, dtypes, shapes and values, whatever their device or memory format."""
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.detach().cpu().reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def _saved_progress(path: Path, run: dict[str, Any]) -> dict[str, Any] | None:
+    """The progress in ``path`` if the run ``run`` describes saved it; ``None`` if there is none, or (with a warning)
+    if the file is corrupt or holds another run's progress: that run then starts from epoch 0 and replaces it."""
+    saved = cache.load_torch(path)
+    if saved is None:
+        return None
+    stored = saved.get("run") if isinstance(saved, dict) else None
+    if stored != run:
+        differ = sorted(k for k in {*run, *stored} if stored.get(k) != run.get(k)) if isinstance(stored, dict) else []
+        what = f"another run's (it differs in {', '.join(differ)})" if differ else "not a training run's"
+        warnings.warn(f"ignoring the progress file {path}: it is {what}; this run starts from epoch 0 and replaces it",
+                      stacklevel=4)
+        return None
+    return saved

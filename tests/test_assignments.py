@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import jupytext
+import nbformat
 import pandas as pd
 import pytest
+import yaml
+from conftest import ROOT
 
-from nclib import assignments, grading
+from nclib import assignments, grading, site
 
 SOURCES = assignments.sources()
 STEMS = [p.stem for p in SOURCES]
@@ -88,9 +93,143 @@ def test_generated_files_are_deterministic(tmp_path):
     first, second = assignments.bundle(tmp_path / "a"), assignments.bundle(tmp_path / "b")
     assert [p.name for p in first] == [*(f"{s}.ipynb" for s in STEMS), "README.md"]
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
-    pages = assignments.book(tmp_path / "book")
-    assert [p.read_bytes() for p in pages] == [p.read_bytes() for p in assignments.book(tmp_path / "again")]
-    assert (tmp_path / "book" / "student" / "a1_scores.ipynb").read_bytes() == first[0].read_bytes()
+    pages = assignments.book(tmp_path / "book", "student")
+    assert [p.read_bytes() for p in pages] == [p.read_bytes() for p in assignments.book(tmp_path / "again", "student")]
+    assert [p.read_bytes() for p in pages] == [p.read_bytes() for p in first[:-1]], "the pages are the handout"
+
+
+def solution_text(stem: str) -> list[str]:
+    """Every line of the solutions of ``stem`` that appears nowhere else in it: function bodies and prose answers."""
+    source = assignments.read(assignments.SOURCES / f"{stem}.md")
+    hidden, solution = [], False
+    for cell in source.cells:
+        if "solution" in cell.metadata.get("tags", []):
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, ast.FunctionDef):
+                    body = node.body[1:] if isinstance(node.body[0], ast.Expr) else node.body  # not the docstring
+                    hidden += [line for stmt in body for line in ast.unparse(stmt).splitlines()]
+        elif cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("```{solution-"):
+                    solution = line.startswith("```{solution-start}")
+                elif solution and not line.startswith(":"):
+                    hidden.append(line)
+    shown = "\n".join(c.source for c in source.cells if "solution" not in c.metadata.get("tags", []))
+    shown = re.sub(r"```\{solution-start\}.*?```\{solution-end\}", "", shown, flags=re.S)
+    return [line.strip() for line in hidden if len(line.strip()) > 12 and line.strip() not in shown]
+
+
+def test_the_student_edition_holds_no_solution(tmp_path):
+    pages = assignments.book(tmp_path, "student")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()) == [
+        Path(f"{s}.ipynb") for s in STEMS], "the student edition writes its pages and nothing else"
+    for stem, page in zip(STEMS, pages, strict=True):
+        raw = page.read_text()
+        nb = json.loads(raw)
+        assert nb["metadata"]["nclib"] == {"assignment": stem, "version": "student"}
+        text = "\n".join("".join(cell["source"]) for cell in nb["cells"])
+        secrets = solution_text(stem)
+        assert len(secrets) >= 5, f"{stem}: too few solution lines to look for: {secrets}"
+        leaked = [line for line in secrets if line in text or json.dumps(line)[1:-1] in raw]
+        assert not leaked, f"{stem}: the student page holds solution lines {leaked[:3]}"
+        assert "solution-start" not in raw
+
+
+def directive_labels(page: dict) -> list[str]:
+    """The subtitles of the exercise-start directives of a book page (as JSON), each checked to be unnumbered."""
+    labels = []
+    for cell in page["cells"]:
+        lines = "".join(cell["source"]).split("\n")
+        for i, line in enumerate(lines):
+            if line.startswith("```{exercise-start}"):
+                assert lines[i + 1] == ":nonumber:", f"sphinx-exercise would number {line!r} across the book"
+                labels.append(line.removeprefix("```{exercise-start}").strip())
+    return labels
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_exercise_numbers_restart_in_each_assignment_as_in_the_student_notebook(stem):
+    source = assignments.read(assignments.SOURCES / f"{stem}.md")
+    page = json.loads(nbformat.writes(assignments.book_page(source, stem)))
+    student = assignments.student_version(source, stem)
+    headings = [line.removeprefix("## Exercise ") for cell in student.cells if cell.cell_type == "markdown"
+                for line in cell.source.split("\n") if line.startswith("## Exercise ")]  # fmt: skip
+    titles = [e["title"] for e in assignments.exercises(source, stem).values()]
+    assert directive_labels(page) == headings == [f"{n}: {t}" for n, t in enumerate(titles, 1)]
+
+
+def test_teacher_pages_are_executed_and_cached(tiny_book, tmp_path, monkeypatch):
+    folder = tiny_book.generated / "assignments"  # the teacher edition, as the book's build writes it
+    for stem in STEMS:
+        page = json.loads((folder / f"{stem}.ipynb").read_text())
+        assert page["metadata"]["nclib"]["version"] == "solution"
+        code = [c for c in page["cells"] if c["cell_type"] == "code" and site.INSTALL_TAG not in c["metadata"].get(
+            "tags", [])]  # the install cell (with an address) is added after the execution
+        assert all(c["execution_count"] for c in code), f"{stem}: a code cell was not executed"
+        out = [o for c in code for o in c["outputs"]]
+        assert not [o for o in out if o["output_type"] == "error"], f"{stem}: a cell raised"
+        shown = [o for o in out if o["output_type"] in ("execute_result", "display_data")]
+        assert len(shown) >= 2, f"{stem}: {len(shown)} outputs (tables, figures) on the page"
+        assert directive_labels(page)[0].startswith("1: ")
+        student = json.loads((folder / "student" / f"{stem}.ipynb").read_text())
+        assert student["metadata"]["nclib"]["version"] == "student", "the page's download is the student version"
+    import nclib.book
+
+    monkeypatch.setattr(nclib.book, "execute", lambda *args, **kw: pytest.fail("executed again, not cached"))
+    again = assignments.book(tmp_path, "teacher")
+    assert [p.read_bytes() for p in again] == [(folder / p.relative_to(tmp_path)).read_bytes() for p in again]
+
+
+def test_an_unknown_edition_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown edition 'solutions'.*\('teacher', 'student'\)"):
+        assignments.book(tmp_path, "solutions")
+    run = subprocess.run([sys.executable, "-m", "nclib.assignments", "book", "--edition", "solutions"],
+                         capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 2 and "invalid choice: 'solutions'" in run.stderr
+    assert not (tmp_path / "book").exists()
+
+
+def teacher_table() -> dict[str, tuple[int, int]]:
+    """Assignment stem -> (first, second) run time in seconds, read from the table of book/assignments/teacher.md."""
+    text = (ROOT / "book" / "assignments" / "teacher.md").read_text().split("## Run time")[1].split("##")[0]
+    rows = re.findall(r"^\| (\d)\. [^|]+\| (\d+) s \| (\d+) s \|$", text, flags=re.M)
+    return {STEMS[int(k) - 1]: (int(a), int(b)) for k, a, b in rows}
+
+
+def test_the_readme_says_how_to_install_run_and_hand_back(tmp_path):
+    readme = assignments.bundle(tmp_path)[-1].read_text()
+    for package in assignments.DEBIAN_PACKAGES:
+        assert f"sudo apt-get install {package}" in readme
+        assert re.search(rf"^APT_PACKAGES\s*:=.*\b{package}\b", (ROOT / "Makefile").read_text(), flags=re.M)
+    assert "python -m ipykernel install --user --name nclib" in readme
+    assert "which your teacher gives you" in readme, "no address is set: the teacher gives it"
+    assert "jupyter nbconvert --to notebook --execute --allow-errors --inplace a1_scores.ipynb" in readme
+    assert "student id" in readme and "folder your teacher names" in readme and ".ipynb" in readme
+    assert teacher_table() == assignments.RUN_SECONDS, "the README's times are the teacher page's measured ones"
+    for stem, seconds in assignments.RUN_SECONDS.items():
+        assert f"| `{stem}.ipynb` | {max(seconds)} s |" in readme
+
+
+def test_with_a_repository_address_the_notebooks_install_nclib_from_it(tmp_path, monkeypatch):
+    url = "https://github.com/someone/nclib"
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config["repository"]["url"] = url
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump(config))
+    monkeypatch.chdir(tmp_path)  # the root of a clone whose book sets the address
+    *notebooks, readme = assignments.bundle(tmp_path / "handout")
+    assert f'pip install "nclib[book] @ git+{url}" jupyterlab' in readme.read_text()
+    assert "your teacher gives you" not in readme.read_text()
+    for path in notebooks:
+        first, *cells = jupytext.read(path).cells
+        assert first.source == site.install_cell(url) and "remove-cell" in first.metadata["tags"]
+        assert cells[0].source.startswith("# Assignment"), "then the notebook as before"
+    pages = assignments.book(tmp_path / "pages", "student")
+    assert [p.read_bytes() for p in pages] == [p.read_bytes() for p in notebooks]
+    monkeypatch.chdir(tmp_path / "handout")  # no _config.yml here (nclib installed as a package): no address
+    assert assignments.address() is None
+    first, *_, readme = assignments.bundle(tmp_path / "b")
+    assert jupytext.read(first).cells[0].source.startswith("# Assignment")
+    assert "your teacher gives you" in readme.read_text()
 
 
 @pytest.mark.parametrize("stem", STEMS)
@@ -197,6 +336,7 @@ def test_grading_a_folder_from_the_command_line(tmp_path):
     )  # fmt: skip
     (folder / "alice.py").write_text("import numpy as np\nimport pandas as pd\n\n" + solution)
     (folder / "bob.py").write_text("def leave_one_out(metric, scores, performance):\n    return 42\n")
+    (folder / "aaron.py").write_text("import os\n\nos._exit(3)\n")  # kills its grader: first, and not graded
     csv = tmp_path / "grades.csv"
     run = subprocess.run(
         [sys.executable, "-m", "nclib.grading", str(folder), "--assignment", "a4_claims", "--seed", "3",
@@ -206,6 +346,7 @@ def test_grading_a_folder_from_the_command_line(tmp_path):
     assert "alice.py (checks seed 3)" in run.stdout and "bob.py (checks seed 3)" in run.stdout
     grades = pd.read_csv(csv).set_index("submission")
     assert grades.loc["alice.py", "total"] == 2 and grades.loc["bob.py", "total"] == 0
+    assert "aaron.py: not graded" in run.stdout and grades.loc["aaron.py"].isna().all()
     assert list(grades.columns) == ["leave_one_out", "paired_win_rate", "total"]
 
 

@@ -258,3 +258,57 @@ def test_code_digest_follows_the_imports(tmp_path, monkeypatch, request):
         assert {m for m in new if new[m] != old[m]} == changed, name
     with pytest.raises(ValueError, match="no module"):
         cache.code_digest("nclib.missing")
+
+
+def test_torch_round_trip(tmp_path):
+    import torch
+
+    state = {"epoch": 3, "history": {"loss": [0.5, 0.25]}, "betas": (0.9, 0.999), "none": None,
+             "weights": torch.randn(4, 3, generator=torch.Generator().manual_seed(0)),
+             "rng": torch.Generator().manual_seed(1).get_state(), "labels": torch.arange(5)}  # fmt: skip
+    path = tmp_path / "sub" / "run.ckpt.pt"
+    cache.save_torch(path, state)
+    back = cache.load_torch(path)
+    assert back.keys() == state.keys() and os.listdir(path.parent) == ["run.ckpt.pt"]
+    for k, v in state.items():
+        if isinstance(v, torch.Tensor):
+            assert torch.equal(back[k], v) and back[k].dtype == v.dtype, k
+        else:
+            assert back[k] == v and type(back[k]) is type(v), k
+    assert cache.load_torch(tmp_path / "none.pt") is None
+
+
+def test_torch_file_corruption_is_detected(tmp_path):
+    import torch
+
+    path = tmp_path / "run.ckpt.pt"
+    cache.save_torch(path, {"x": torch.zeros(1000)})
+    data = path.read_bytes()
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF
+    for bad in (data[: len(data) // 2], data[:10], b"", bytes(flipped)):
+        path.write_bytes(bad)
+        with pytest.warns(UserWarning, match=f"ignoring unreadable cache file {re.escape(str(path))} .*checksum"):
+            assert cache.load_torch(path) is None
+    torch.save({"x": torch.zeros(3)}, path)  # a torch file, but not one save_torch wrote
+    with pytest.warns(UserWarning, match="checksum"):
+        assert cache.load_torch(path) is None
+
+
+class _Loud:
+    """An object whose unpickling would run code (writes a file)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_torch_file_runs_no_code(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "run.ckpt.pt"
+    cache.save_torch(path, {"x": _Loud(str(marker))})  # checksummed, yet not plain data
+    with pytest.warns(UserWarning, match="ignoring unreadable cache file"):
+        assert cache.load_torch(path) is None
+    assert not marker.exists()

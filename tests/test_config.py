@@ -39,7 +39,8 @@ def test_paper_profile_is_the_papers_setup():
     assert {k: 10 * v for k, v in per_class.items()} == {"train": 40_000, "val": 10_000, "test": 10_000}
     assert set(p.image.zoo) == {"resnet50", "efficientnet_b0", "xception", "densenet121", "nasnet_mobile",
                                 "mobilenet_v2"}
-    assert p.image.input_size is None  # each model's own
+    assert p.image.input_size == 32  # CIFAR-10's own size, as the authors' demo feeds every model
+    assert p.image.weights == "pretrained" and p.image.pretrained
     a = p.audio
     assert a.sample_rate == 48_000 and a.n_mels == 64
     assert (a.downstream.dataset, a.downstream.n_positive, a.downstream.n_negative) == ("coswara", 960, 428)
@@ -50,6 +51,13 @@ def test_paper_profile_is_the_papers_setup():
     t = p.train
     assert (t.optimizer, t.lr, t.batch_size, t.epochs, t.finetune_epochs) == ("adam", 1e-4, 32, 250, 250)
     assert t.seeds == tuple(range(10)) and t.finetune_train is None  # fine-tuning on the whole training split
+
+
+def test_image_weights_must_be_pretrained_or_random():
+    assert not load_profile("mini", image__weights="random").image.pretrained
+    with pytest.raises(ValueError, match=r"image.weights must be one of \['pretrained', 'random'\], got 'randm'; did "
+                                         r"you mean 'random'\?"):
+        load_profile("paper", image__weights="randm")
 
 
 def test_mini_keeps_the_paper_class_ratio_and_frames():
@@ -89,7 +97,7 @@ def test_profiles_are_frozen():
     ("overrides", "message"),
     [
         ({"image__inpt_size": 3}, "unknown profile key 'image.inpt_size' (value 3); allowed in image: ['batch_size', "
-                                  "'dataset', 'input_size', 'split', 'zoo']; did you mean 'input_size'?"),
+                                  "'dataset', 'input_size', 'split', 'weights', 'zoo']; did you mean 'input_size'?"),
         ({"colour": 3}, "unknown profile key 'colour' (value 3); allowed in profile: ['audio', 'cache_dir', "
                         "'collapse', 'data_root', 'device', 'image', 'name', 'seed', 'train']"),
         ({"audio__pretrain__lr_decay": 0.1}, "unknown profile key 'audio.pretrain.lr_decay' (value 0.1); allowed in "

@@ -1,4 +1,5 @@
-"""Tests for nclib.grid: local pool = serial, resume after SIGKILL, a Dask cluster = local, caching and failures."""
+"""Tests for nclib.grid: local pool = serial, resume after SIGKILL, a Dask cluster = local, caching and failures,
+one Dask worker per GPU (on CPU: workers pinned to no GPU) and ``NCLIB_GPUS``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -17,6 +19,9 @@ import pytest
 import torch
 
 from nclib import grid
+from nclib.config import load_profile
+from nclib.stages import runs
+from nclib.stages.transfer import run_transfer, transfer_runs
 from nclib.train import train_linear
 
 
@@ -199,3 +204,82 @@ def test_dask_cluster_equals_local(tmp_path, serial):
         distributed.Client(cluster) as client,
     ):
         assert grid.run(CONFIGS, tiny_run, tmp_path, executor=client.get_executor()) == serial
+
+
+def worker_view(config: dict) -> dict:
+    """What a grid worker sees: its CUDA_VISIBLE_DEVICES and its torch threads."""
+    return {"visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "threads": torch.get_num_threads()}
+
+
+def untimed(result: dict) -> dict:
+    """A transfer run's result without its wall times, the only fields that differ between two identical runs."""
+    history = {k: v for k, v in result["history"].items() if k != "wall_time_s"}
+    return {k: v for k, v in result.items() if k != "wall_time_s"} | {"history": history}
+
+
+def test_gpu_devices_follow_cuda_visible_devices(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert grid.gpu_devices(2) == ["0", "1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3, 5,6,7")
+    assert grid.gpu_devices(3) == ["3", "5", "6"]
+    for n in (0, 5):
+        with pytest.raises(ValueError, match=f"asked for {n} GPUs, but this process sees 4 \\(CUDA_VISIBLE_DEVICES="):
+            grid.gpu_devices(n)
+    with pytest.raises(ValueError, match="devices is empty"):
+        grid.gpu_cluster([])
+
+
+def test_gpu_cluster_is_dask_cudas_where_it_imports(monkeypatch):
+    """With dask_cuda importable, GPU ids go to its LocalCUDACluster (one single-threaded worker per GPU)."""
+    pytest.importorskip("distributed")
+    made = []
+    fake = types.ModuleType("dask_cuda")
+    fake.LocalCUDACluster = lambda **kwargs: made.append(kwargs) or "cluster"
+    monkeypatch.setitem(sys.modules, "dask_cuda", fake)
+    assert grid.gpu_cluster(("2", "3")) == "cluster"
+    assert made == [{"CUDA_VISIBLE_DEVICES": ["2", "3"], "threads_per_worker": 1}]
+
+
+def test_bad_nclib_gpus_stops_the_grid_before_any_run(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    for value, message in (("two", "NCLIB_GPUS must be a number of GPUs, e.g. 4, got 'two'"),
+                           ("1", "asked for 1 GPUs, but this process sees 0: ask for 1 to 0, or unset NCLIB_GPUS")):
+        monkeypatch.setenv("NCLIB_GPUS", value)
+        with pytest.raises(ValueError, match=message):
+            grid.run([{"i": 0}], fail_odd, tmp_path)
+    monkeypatch.setenv("NCLIB_GPUS", "2")
+    with pytest.raises(ValueError, match="NCLIB_GPUS=2 sizes the default pool .* leave max_workers out"):
+        grid.run([{"i": 0}], fail_odd, tmp_path, max_workers=2)
+    assert os.listdir(tmp_path) == []
+
+
+def test_nclib_gpus_runs_the_default_pool_one_worker_per_gpu(monkeypatch, tmp_path):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # workers pinned to GPUs "0", "1": CPU runs ignore them
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("NCLIB_GPUS", "2")
+    got = grid.run([{"i": i} for i in range(4)], worker_view, tmp_path)
+    assert len(got) == 4 and all(g["visible"] in ("0", "1") and g["threads"] == 1 for g in got)
+    assert len(list(tmp_path.glob("*.json"))) == 4
+
+
+def test_gpu_cluster_of_two_cpu_workers_equals_one_local_process(tmp_path):
+    """Real transfer runs (both strategies, two seeds) on two workers pinned to no GPU give exactly the results of
+    the same runs in this process."""
+    distributed = pytest.importorskip("distributed")
+    profile = load_profile(
+        "mini", cache_dir=str(tmp_path / "cache"),
+        image={"split": {"train": 7, "val": 3, "test": 3}, "zoo": ["digits_cnn"], "input_size": 32},
+        train={"epochs": 2, "finetune_epochs": 2, "seeds": [0, 1], "finetune_train": 3, "patience": None},
+    )  # fmt: skip
+    with ThreadPoolExecutor(1) as here:  # also caches what the runs read: the network and its embeddings
+        local = transfer_runs(profile, "image", "linear", here) + transfer_runs(profile, "image", "finetune", here)
+    configs = [config for config, _ in local]
+    with grid.gpu_cluster(["", ""]) as cluster, distributed.Client(cluster) as client:
+        views = client.run(worker_view, {})
+        assert sorted(views.values(), key=str) == [{"visible": "", "threads": 1}] * 2
+        got = grid.run(configs, runs.runner(run_transfer, profile), tmp_path / "dask", executor=client.get_executor())
+    assert [untimed(g) for g in got] == [untimed(res) for _, res in local]
+    assert {g["device"] for g in got} == {"cpu"} and len({json.dumps(untimed(g)) for g in got}) == len(configs)

@@ -21,6 +21,7 @@ from torchvision.models import ResNet18_Weights
 
 from nclib import cache
 from nclib.config import load_profile
+from nclib.features import extract
 from nclib.models import checkpoint, trained
 from nclib.models.image import (
     IMAGENET_MEAN,
@@ -401,20 +402,45 @@ def test_trained_networks_need_a_cache_dir() -> None:
     assert not model.has_source_head and prep["source"] == "random initialisation"
 
 
+def test_random_weights_are_the_same_in_every_build() -> None:
+    """``image.weights: random`` embeds with one build and fine-tunes another: both must hold the same weights."""
+    torch.manual_seed(123)
+    first = build_image("mobilenet_v2", pretrained=False)[0].state_dict()
+    torch.manual_seed(456)
+    second = build_image("mobilenet_v2", pretrained=False)[0].state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    drawn = torch.rand(1)  # the seeded build left the global generator where the caller's seed put it
+    torch.manual_seed(456)
+    assert torch.equal(drawn, torch.rand(1))
+
+
+@pytest.mark.parametrize("name", PAPER_ZOO)
+def test_paper_models_run_at_cifar10s_32_px(name: str) -> None:
+    """``paper`` feeds CIFAR-10's 32 px images (``image.input_size: 32``), as the authors' demo does."""
+    model, _ = build_image(name, pretrained=False)
+    features = torch.as_tensor(extract(model, torch.rand(4, 3, 32, 32), batch_size=4).features)
+    assert features.shape == (4, ZOO_INFO[name]["embedding_dim"]) and torch.isfinite(features).all()
+    assert 1e-2 < features.std() < 1e2  # calibrated batch norms: not the ~1e-14 of an uncalibrated EfficientNet-B0
+
+
 def test_weights_are_named_by_their_source(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     recipe = trained.recipe("digits_cnn")
     assert recipe["code"] == cache.code_digest("nclib.models.trained")
     assert (recipe["seed"], recipe["epochs"], recipe["widths"]) == (0, 6, (16, 32, 64))
     assert recipe["data"]["source"] == "digits" and recipe["network"] == "digits_cnn"
-    assert weights_source("digits_cnn@2") == {"recipe": recipe, "epoch": 2}
-    assert weights_source("digits_cnn") == {"recipe": recipe, "epoch": 6}
+    assert weights_source("digits_cnn@2", True) == {"recipe": recipe, "epoch": 2}
+    assert weights_source("digits_cnn", True) == {"recipe": recipe, "epoch": 6}
     shapes = {"source": "shapes", "size": 32, "train_per_class": 300, "test_per_class": 50}
-    assert weights_source("shapes_cnn@2")["recipe"]["data"] == shapes
-    assert weights_source("lite0_block4")["sha256"] == weights_source("lite0")["sha256"] == LITE_WHEELS[0][2]
-    assert weights_source("lite2")["sha256"] == LITE_WHEELS[2][2]
+    assert weights_source("shapes_cnn@2", True)["recipe"]["data"] == shapes
+    lite0 = LITE_WHEELS[0][2]
+    assert weights_source("lite0_block4", True)["sha256"] == weights_source("lite0", True)["sha256"] == lite0
+    assert weights_source("lite2", True)["sha256"] == LITE_WHEELS[2][2]
     monkeypatch.setattr(torch.nn.Module, "__init__", _forbidden)  # naming weights builds no model
-    keys = {name: cache.key(**image_weights(name)) for name in MINI_ZOO + PAPER_ZOO}
+    keys = {name: cache.key(**image_weights(name, True)) for name in MINI_ZOO + PAPER_ZOO}
     assert len(set(keys.values())) == len(keys)  # each candidate its own identity
+    random = {name: cache.key(**image_weights(name, False)) for name in PAPER_ZOO}
+    assert len(set(random.values())) == len(random) and not set(random.values()) & set(keys.values())
+    assert weights_source("resnet50", False)["weights"].startswith("random initialisation, seed 0, batch norms")
     # The weights file is named by the recipe, not the folder: another recipe is another file.
     before = trained.weights_file("digits_cnn", tmp_path)
     assert before.parent == tmp_path / "weights" and before.name == trained.weights_file("digits_cnn", "/x").name

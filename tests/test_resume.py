@@ -106,7 +106,8 @@ SERVER = textwrap.dedent(
 
 
 def _is_temp(name: str) -> bool:
-    return name.endswith(".tmp")  # nclib.cache writes through .<name>.<random>.tmp
+    # nclib.cache writes through .<name>.<random>.tmp; a run in progress keeps <key>.ckpt.pt until it finishes
+    return name.endswith((".tmp", ".ckpt.pt"))
 
 
 def _walk(root: Path) -> list[Path]:

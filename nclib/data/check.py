@@ -29,6 +29,7 @@ class Finding:
     layout: str  # the files expected there, <root> standing for the folder
     source: str  # how to get it
     download_mb: int | None = None  # its loader downloads it (about this many MB) when it is missing
+    fixture: bool = False  # found, and it is nclib's fixture data (nclib.data.fixtures), not the real dataset
 
     @property
     def ok(self) -> bool:
@@ -52,8 +53,9 @@ def _real(role: str, name: str, module: ModuleType, data_root: Path) -> Finding:
     root = found or folders[-1]
     source = facts["source"].replace("<data_root>", str(data_root)).replace("<root>", str(root))
     where = str(found) if found else ", ".join(map(str, folders))
+    fixture = found is not None and (found / images.FIXTURE_MARKER).is_file()
     return Finding(role, name, facts["title"], found is not None, where, facts["layout"], source,
-                   facts.get("download_mb"))  # fmt: skip
+                   facts.get("download_mb"), fixture)  # fmt: skip
 
 
 def _synthetic(role: str, name: str) -> Finding:
@@ -84,11 +86,14 @@ def report(profile: Profile, findings: list[Finding]) -> str:
         summary = f"{n - len(fetched)} of {n} datasets are here" if fetched else f"All {n} datasets are here"
     if fetched:
         summary += f"; {', '.join(fetched)} will be downloaded when first needed"
+    if fixtures := [f.dataset for f in findings if f.fixture]:
+        summary += (f"; {', '.join(fixtures)} {'is' if len(fixtures) == 1 else 'are'} nclib's fixture data "
+                    "(python -m nclib.data fixtures), not the real data: for the dry run only")
     return "\n".join([*lines, summary + "."])
 
 
 def _status(f: Finding) -> str:
     """``found (where)``, ``missing, will be downloaded (~N MB)`` or ``MISSING``."""
     if f.found:
-        return f"found ({f.where})"
+        return f"found, nclib fixture data ({f.where})" if f.fixture else f"found ({f.where})"
     return f"missing, will be downloaded (~{f.download_mb} MB)" if f.ok else "MISSING"

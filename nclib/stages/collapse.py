@@ -50,6 +50,12 @@ def collapse_files(profile: Profile, config: dict[str, Any]) -> tuple[Path, Path
     return stem.with_suffix(".json"), stem.with_suffix(".npz")
 
 
+def progress_file(profile: Profile, config: dict[str, Any]) -> Path:
+    """Where the trajectory run with ``config`` keeps its progress while it runs, to resume from after a kill
+    (:func:`nclib.train.transfer`'s ``resume_file``): beside its result files; gone once it finishes."""
+    return profile.cache_dir / "collapse" / f"{cache.key(**config)}.ckpt.pt"
+
+
 def training_subset(labels: np.ndarray, per_class: int | None, seed: int, classes: tuple[str, ...]) -> np.ndarray:
     """Sorted indices of ``per_class`` training clips of every class, a seeded stratified subset (all if None)."""
     if per_class is None:
@@ -68,7 +74,8 @@ def collapse_run(profile: Profile) -> tuple[dict[str, Any], dict[str, np.ndarray
     nc1, nc2_equinorm, nc2_equiangularity, nc2_angle_gap, nc3, nc4, train_loss, train_accuracy, val_accuracy),
     ``columns`` (their order: JSON keys are saved sorted), ``wall_time_s``. Training accuracy is the network's
     accuracy on the training clips in eval mode after the epoch, from the same forward pass as the embeddings (the
-    loss is the mean over the epoch's batches, in train mode).
+    loss is the mean over the epoch's batches, in train mode). Killed midway, it resumes after its last finished
+    epoch (:func:`progress_file`).
     """
     start = time.perf_counter()
     c = profile.collapse
@@ -84,7 +91,8 @@ def collapse_run(profile: Profile) -> tuple[dict[str, Any], dict[str, np.ndarray
     try:
         res = transfer(model, (x[keep], y[keep]), data["val"], strategy="finetune", n_classes=len(classes),
                        epochs=c.epochs, lr=c.lr, batch_size=c.batch_size, seed=profile.seed, metric="accuracy",
-                       device=profile.device, save_embeddings_at=range(1, c.epochs + 1))  # fmt: skip
+                       device=profile.device, save_embeddings_at=range(1, c.epochs + 1),
+                       resume_file=progress_file(profile, collapse_config(profile)))  # fmt: skip
     finally:
         torch.set_num_threads(threads)
     emb, history = res["embeddings"], res["history"]

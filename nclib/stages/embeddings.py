@@ -36,21 +36,22 @@ def image_zoo(profile: Profile) -> pd.DataFrame:
     for name in profile.image.zoo:
         info = IMAGE_INFO[name]
         rows.append({"model": name, "architecture": info["architecture"], "params": info["parameters"],
-                     "pretraining": info["pretraining"], "embedding_dim": info["embedding_dim"]})  # fmt: skip
+                     "pretraining": info["pretraining"] if profile.image.pretrained else "none: random weights",
+                     "embedding_dim": info["embedding_dim"]})  # fmt: skip
     return pd.DataFrame(rows)
 
 
 @functools.cache
-def image_model(name: str, cache_dir: Path) -> tuple[nn.Module, dict]:
-    """``build_image(name, cache_dir=cache_dir)``, built once per process (for embeddings only: never trained).
+def image_model(name: str, cache_dir: Path, pretrained: bool) -> tuple[nn.Module, dict]:
+    """``build_image(name, pretrained=..., cache_dir=...)``, once per process (for embeddings only: never trained).
 
     The networks nclib pre-trains are trained on the first build and their weights cached in ``cache_dir``.
     """
-    return build_image(name, cache_dir=cache_dir)
+    return build_image(name, pretrained=pretrained, cache_dir=cache_dir)
 
 
-def _image_net(name: str, cache_dir: Path) -> nn.Module:
-    return image_model(name, cache_dir)[0]
+def _image_net(name: str, cache_dir: Path, pretrained: bool) -> nn.Module:
+    return image_model(name, cache_dir, pretrained)[0]
 
 
 def _images(profile: Profile, split: str) -> Any:
@@ -63,9 +64,9 @@ def image_input(profile: Profile, prep: dict) -> dict[str, Any]:
     return {"size": size, "mean": list(prep["mean"]), "std": list(prep["std"])}
 
 
-def image_weights(name: str) -> dict[str, Any]:
+def image_weights(name: str, pretrained: bool) -> dict[str, Any]:
     """The identity of image model ``name``'s weights: its zoo name and where its weights come from."""
-    return {"model": name, "source": weights_source(name)}
+    return {"model": name, "source": weights_source(name, pretrained)}
 
 
 def embeddings(
@@ -74,16 +75,18 @@ def embeddings(
 ) -> dict[str, Embeddings]:  # fmt: skip
     """model -> Embeddings of a downstream split of ``track`` (:func:`image_embeddings`, :func:`audio_embeddings`)."""
     split, out = check_split(split), {}
-    data = {"inputs": inputs(profile, track), "split": split}
+    data, pretrained = {"inputs": inputs(profile, track), "split": split}, profile.image.pretrained
     if track == "image":
         for name in tqdm(models, desc=f"image embeddings ({split})", leave=False, disable=None):
 
             def transform(batch: torch.Tensor, name: str = name) -> torch.Tensor:
-                return to_model_input(batch, **image_input(profile, image_model(name, profile.cache_dir)[1]))
+                prep = image_model(name, profile.cache_dir, pretrained)[1]
+                return to_model_input(batch, **image_input(profile, prep))
 
-            out[name] = cached_extract(functools.partial(_image_net, name, profile.cache_dir),
+            out[name] = cached_extract(functools.partial(_image_net, name, profile.cache_dir, pretrained),
                                        functools.partial(_images, profile, split),
-                                       profile.cache_dir, {"weights": image_weights(name), **data}, layer=layer,
+                                       profile.cache_dir, {"weights": image_weights(name, pretrained), **data},
+                                       layer=layer,
                                        batch_size=profile.image.batch_size, device=profile.device,
                                        transform=transform)  # fmt: skip
         return out

@@ -85,6 +85,12 @@ def checkpoint_file(profile: Profile, config: dict, epoch: int) -> Path:
     return profile.cache_dir / "pretrain" / f"{grid.key(config)}.epoch{epoch}.npz"
 
 
+def progress_file(profile: Profile, config: dict) -> Path:
+    """Where a pre-training run keeps its progress while it runs, to resume from after a kill
+    (:func:`nclib.train.transfer`'s ``resume_file``): next to its grid JSON; gone once it finishes."""
+    return profile.cache_dir / "pretrain" / f"{grid.key(config)}.ckpt.pt"
+
+
 def weights_identity(profile: Profile, name: str) -> dict[str, Any]:
     """What audio zoo name ``name``'s weights are: the key of the pre-training run that made them, and the name."""
     return {"model": name, "pretrain": grid.key(pretrain_config(profile, base_model(profile, name)))}
@@ -123,7 +129,8 @@ def pretrain_run(config: dict[str, Any], *, data_root: str | None = None, cache_
 
     ``config``: ``profile``, ``overrides`` (see :func:`nclib.stages.runs.run_config`), ``model``, ``code``. Writes
     the best checkpoint's state dict, and the state after each epoch of ``audio.pretrain.checkpoints``, next to the
-    run's JSON; returns the JSON-ready summary.
+    run's JSON; returns the JSON-ready summary. A run killed midway resumes after its last finished epoch
+    (:func:`progress_file`).
     """
     start = time.perf_counter()
     profile = runs.load(config, data_root, cache_dir)
@@ -136,7 +143,8 @@ def pretrain_run(config: dict[str, Any], *, data_root: str | None = None, cache_
     replace_head(model, len(classes), profile.seed)
     res = transfer(model, data["train"], data["val"], data["test"], strategy="finetune", n_classes=len(classes),
                    epochs=pre.epochs, lr=pre.lr, batch_size=pre.batch_size, seed=profile.seed, metric="accuracy",
-                   device=profile.device, save_states_at=pre.checkpoints)  # fmt: skip
+                   device=profile.device, save_states_at=pre.checkpoints,
+                   resume_file=progress_file(profile, config))  # fmt: skip
     _save_new(weights_file(profile, config), **{k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
     for epoch, kept in res.get("checkpoints", {}).items():
         _save_new(checkpoint_file(profile, config, epoch), **{k: v.numpy() for k, v in kept["state"].items()})

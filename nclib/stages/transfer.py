@@ -11,6 +11,7 @@ import functools
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,7 @@ def transfer_runs(
             pretrain(profile, needed, executor)
         else:  # the networks nclib pre-trains are trained here, once, not in each worker
             for m in needed:
-                image_model(m, profile.cache_dir)
+                image_model(m, profile.cache_dir, profile.image.pretrained)
         labels(profile, track, "train")
     results = grid.run(configs, runs.runner(run_transfer, profile), folder, executor)
     return list(zip(configs, results, strict=True))
@@ -73,7 +74,8 @@ def run_transfer(config: dict[str, Any], *, data_root: str | None = None, cache_
     ``model``, ``strategy``, ``seed``, ``code``. ``linear`` trains a new head on the cached embeddings
     (``train.epochs``); ``finetune`` trains the whole network for ``train.finetune_epochs`` on at most
     ``train.finetune_train`` training examples per class (a stratified subset seeded by ``profile.seed``): image
-    models from their pre-trained weights, audio models from their source pre-training. Returns metric,
+    models from their pre-trained weights, audio models from their source pre-training; a run killed midway
+    resumes after its last finished epoch (:func:`progress_file`). Returns metric,
     test_metric, val_metric, best_epoch, history (per epoch: train_loss, val_metric, wall_time_s), device,
     wall_time_s.
     """
@@ -91,7 +93,7 @@ def run_transfer(config: dict[str, Any], *, data_root: str | None = None, cache_
         else:
             x: dict[str, Any]
             if track == "image":
-                model, prep = build_image(name, cache_dir=profile.cache_dir)
+                model, prep = build_image(name, pretrained=profile.image.pretrained, cache_dir=profile.cache_dir)
                 x = {s: v[0] for s, v in image_data(profile).items()}
                 transform = functools.partial(to_model_input, **image_input(profile, prep))
             else:
@@ -101,10 +103,17 @@ def run_transfer(config: dict[str, Any], *, data_root: str | None = None, cache_
             replace_head(model, common["n_classes"], config["seed"])  # a new linear head, also where there was none
             keep = finetune_subset(y["train"], t.finetune_train, profile.seed)
             res = transfer(model, (x["train"][keep], y["train"][keep]), (x["val"], y["val"]), (x["test"], y["test"]),
-                           strategy="finetune", epochs=t.finetune_epochs, transform=transform, **common)  # fmt: skip
+                           strategy="finetune", epochs=t.finetune_epochs, transform=transform,
+                           resume_file=progress_file(profile, config), **common)  # fmt: skip
     return {"metric": METRIC[track], "test_metric": res["test_metric"], "val_metric": res["val_metric"],
             "best_epoch": res["best_epoch"], "history": res["history"], "device": res["device"],
             "wall_time_s": time.perf_counter() - start}  # fmt: skip
+
+
+def progress_file(profile: Profile, config: dict[str, Any]) -> Path:
+    """Where the ``finetune`` run ``config`` keeps its progress while it runs, to resume from after a kill
+    (:func:`nclib.train.transfer`'s ``resume_file``): beside its result, named by its key; gone once it finishes."""
+    return profile.cache_dir / "transfer" / f"{grid.key(config)}.ckpt.pt"
 
 
 def finetune_subset(labels: np.ndarray, per_class: int | None, seed: int) -> np.ndarray:

@@ -199,6 +199,9 @@ def _cached_notebook(path: Path) -> str | None:
 def _run(source: Path, parameters: dict) -> str:
     start = time.perf_counter()
     executed = execute_cached(source, Path("book/generated"), parameters, profile_of(parameters).cache_dir)
+    path = Path("book/generated") / f"{source.stem}.ipynb"  # the install cell follows the address, not the cache
+    cache.save_text(path, json.dumps(site.with_install_cell(json.loads(path.read_text()), site.repository()),
+                                     indent=1) + "\n")
     verb = "executed" if executed else "found executed in the cache:"
     return f"{verb} {source} in {time.perf_counter() - start:.0f} s"
 
@@ -229,7 +232,7 @@ def main(argv: list[str]) -> None:
     each = [{k: v for k, v in parameters.items() if k in accepted[source]} for source in sources]
     for source, params in zip(sources, each, strict=True):
         check_parameters(source, params)
-    url = site.repository()  # a bad address stops the build before any work
+    site.repository()  # a bad address stops the build before any work
     start = time.perf_counter()
     profile = profile_of(parameters)
     pipeline.build(profile)
@@ -243,9 +246,6 @@ def main(argv: list[str]) -> None:
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         for done in pool.map(_run, sources, each):
             print(done, flush=True)
-    for source in sources:  # after the cache: the install cell follows the address, not the execution
-        path = Path("book/generated") / f"{source.stem}.ipynb"
-        cache.save_text(path, json.dumps(site.with_install_cell(json.loads(path.read_text()), url), indent=1) + "\n")
 
 
 def _read_params(path: Path) -> dict:

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 import nclib.book as book
@@ -205,11 +206,15 @@ def test_an_unwritable_cache_is_named_and_left_clean(fake, monkeypatch):
 
 @pytest.fixture
 def two_notebooks(tmp_path, monkeypatch):
-    """Two notebooks, one with the parameter ``n_boot``; ``main`` with the pipeline and the pool replaced."""
+    """Two notebooks, one with the parameter ``n_boot``; ``main`` with the pipeline, the claims ledger (which would
+    compute the mini profile's results) and the pool replaced."""
     (tmp_path / "a.md").write_text(NOTEBOOK)
     (tmp_path / "b.md").write_text(NOTEBOOK.replace("n_boot = 200\n", "").replace("print(n_boot)", "print(1)"))
     built, ran = [], []
     monkeypatch.setattr(book.pipeline, "build", built.append)
+    monkeypatch.setattr(book.claims, "ledger", lambda p: pd.DataFrame({"claim": ["c"], "profile": [p.name]}))
+    monkeypatch.chdir(tmp_path)  # main writes book/generated/claims.csv and reads _config.yml from the working folder
+    shutil.copy(Path(__file__).resolve().parents[1] / "_config.yml", tmp_path / "_config.yml")
     monkeypatch.setattr(book, "_run", lambda source, parameters: ran.append((source.name, parameters)) or "ran")
     monkeypatch.setattr(book, "ProcessPoolExecutor", lambda jobs, mp_context: ThreadPoolExecutor(jobs))
     monkeypatch.delenv("NCLIB_DEVICE", raising=False)
@@ -224,6 +229,7 @@ def test_main_gives_each_notebook_the_keys_it_defines(two_notebooks):
     book.main([str(root / "p.yaml"), str(root / "a.md"), str(root / "b.md")])
     assert len(built) == 1 and built[0].name == "mini"
     assert sorted(ran) == [("a.md", {"profile": "mini", "n_boot": 50}), ("b.md", {"profile": "mini"})]
+    assert (root / "book" / "generated" / "claims.csv").read_text() == "claim,profile\nc,mini\n"
 
 
 @pytest.mark.parametrize(

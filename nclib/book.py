@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import importlib.metadata
 import json
 import multiprocessing
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,8 @@ from nclib.notebook import select_profile
 KERNEL = "nclib"
 # Libraries whose version can change an executed notebook's numbers or figures: part of its cache key.
 RESULT_LIBRARIES = ("numpy", "scipy", "scikit-learn", "pandas", "torch", "timm", "matplotlib", "seaborn")
+JOBS = 2  # notebooks executed at a time
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 HIDE_TAG = "remove-cell"  # myst-nb drops cells with this tag from the rendered page
 _MAGIC = re.compile(r"^([ \t]*)[!%].*$", re.MULTILINE)  # IPython shell and magic lines
 
@@ -75,6 +79,27 @@ def execute(source: Path, output: Path, parameters: dict | None = None, kernel: 
             cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
     cache.save_text(output, nbformat.writes(executed) + "\n")
     return output
+
+
+@contextlib.contextmanager
+def shared_cores(jobs: int) -> Iterator[None]:
+    """Inside, each kernel started gets its share of the cores, ``cpu_count // jobs`` threads (OpenMP, MKL,
+    OpenBLAS), unless the caller's environment sets them; outside, the environment is as it was.
+
+    ``jobs`` kernels with a thread per core each would fight over every core, and OpenMP threads spinning at each
+    barrier of a small op can make a notebook many times slower.
+    """
+    saved = {var: os.environ.get(var) for var in THREAD_VARIABLES}
+    for var in THREAD_VARIABLES:
+        os.environ.setdefault(var, str(max(1, (os.cpu_count() or 1) // jobs)))
+    try:
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
 
 
 def notebook_parameters(source: Path) -> dict[str, Any]:
@@ -209,13 +234,13 @@ def _run(source: Path, parameters: dict) -> str:
 def main(argv: list[str]) -> None:
     """``python -m nclib.book [--jobs N] PARAMS.yaml NOTEBOOK.md...``: check the parameters of every notebook, compute
     the pipeline's results once (:func:`nclib.pipeline.build`), then execute the notebooks into book/generated/,
-    ``N`` at a time (default 2).
+    ``N`` at a time (default :data:`JOBS`), each kernel on its share of the cores (:func:`shared_cores`).
 
     Each notebook gets the keys of PARAMS.yaml that its parameters cell defines; a key that none defines is an error,
     and so is ``figures`` (each notebook's is set here).
     """
     parser = argparse.ArgumentParser(prog="python -m nclib.book", description="Execute the book's notebooks.")
-    parser.add_argument("--jobs", type=int, default=2, help="notebooks executed at a time (default 2)")
+    parser.add_argument("--jobs", type=int, default=JOBS, help=f"notebooks executed at a time (default {JOBS})")
     parser.add_argument("params_file", type=Path, metavar="PARAMS.yaml")
     parser.add_argument("sources", type=Path, nargs="+", metavar="NOTEBOOK.md")
     args = parser.parse_args(argv)
@@ -239,11 +264,7 @@ def main(argv: list[str]) -> None:
     cache.save_text(Path("book/generated/claims.csv"), claims.ledger(profile).to_csv(index=False))
     print(f"pipeline ready in {time.perf_counter() - start:.0f} s; executing {len(sources)} notebooks with "
           f"{params_file}, {jobs} at a time", flush=True)
-    # Each notebook's kernel gets its share of the cores: two kernels with a thread per core each would fight over
-    # every core, and OpenMP threads spinning at each barrier of a small op can make a notebook many times slower.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(var, str(max(1, (os.cpu_count() or 1) // jobs)))
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with shared_cores(jobs), ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         for done in pool.map(_run, sources, each):
             print(done, flush=True)
 

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -45,18 +46,30 @@ class TinyBook:
 
     def execute(self, stem: str) -> Path:
         """The executed copy of notebooks/<stem>.md; raises (every time) what its one execution raised."""
-        from nclib.book import execute
-
-        if stem not in self._done:
-            try:
-                self._done[stem] = execute(ROOT / "notebooks" / f"{stem}.md", self.generated / f"{stem}.ipynb",
-                                           self.parameters, kernel=KERNEL)
-            except BaseException as exc:  # kept, so test_book reports it without executing again
-                self._done[stem] = exc
+        self.execute_all([stem])
         done = self._done[stem]
         if isinstance(done, BaseException):
             raise done
         return done
+
+    def execute_all(self, stems: list[str]) -> None:
+        """Execute those of ``stems`` not executed yet, as `make book` does: nclib.book.JOBS at a time, each kernel
+        on its share of the cores. What an execution raises is kept, for :meth:`execute` to raise."""
+        from nclib.book import JOBS, shared_cores
+
+        todo = [stem for stem in stems if stem not in self._done]
+        with shared_cores(JOBS), ThreadPoolExecutor(JOBS) as pool:
+            for stem, done in zip(todo, pool.map(self._execute_once, todo), strict=True):
+                self._done[stem] = done
+
+    def _execute_once(self, stem: str) -> Path | BaseException:
+        from nclib.book import execute
+
+        try:
+            return execute(ROOT / "notebooks" / f"{stem}.md", self.generated / f"{stem}.ipynb", self.parameters,
+                           kernel=KERNEL)
+        except BaseException as exc:  # kept, so test_book reports it without executing again
+            return exc
 
 
 def _ensure_kernel() -> None:

@@ -39,6 +39,7 @@ FIGURE_PAGES = [f for f in TOC if f.startswith("book/generated/") and f not in A
 @functools.cache
 def built_site(tiny_book: TinyBook) -> Path:
     """_build/html of the book built from the tiny executions, built once per session (test_browser.py too)."""
+    tiny_book.execute_all([nb.stem for nb in NOTEBOOKS])
     for nb in NOTEBOOKS:
         try:
             tiny_book.execute(nb.stem)

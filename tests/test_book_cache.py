@@ -259,3 +259,18 @@ def test_notebook_code_is_the_digest_of_the_modules_it_imports(tmp_path):
                         "from nclib.evaluate import kendall\n```\n\n```{code-cell} ipython3\nimport numpy\n```\n")
     assert book.notebook_code(notebook) == cache.code_digest("nclib", "nclib.evaluate", "nclib.plots")
     assert book.notebook_code(notebook) != cache.code_digest("nclib.evaluate")
+
+
+def test_shared_cores_gives_each_kernel_its_share_and_restores_the_environment(monkeypatch):
+    cores = os.cpu_count() or 1
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "7")  # the caller's choice stands
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "")  # set, even if empty: stands too
+    with book.shared_cores(2):
+        assert os.environ["OMP_NUM_THREADS"] == str(max(1, cores // 2))
+        assert os.environ["MKL_NUM_THREADS"] == "7" and os.environ["OPENBLAS_NUM_THREADS"] == ""
+    with pytest.raises(RuntimeError), book.shared_cores(cores + 1):
+        assert os.environ["OMP_NUM_THREADS"] == "1"  # never 0 threads
+        raise RuntimeError("a failed notebook")
+    assert "OMP_NUM_THREADS" not in os.environ
+    assert os.environ["MKL_NUM_THREADS"] == "7" and os.environ["OPENBLAS_NUM_THREADS"] == ""

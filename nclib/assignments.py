@@ -46,7 +46,6 @@ import re
 import sys
 import tempfile
 from collections.abc import Collection
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from nclib import site
@@ -370,9 +369,9 @@ def book(folder: Path = BOOK_PAGES, edition: str = EDITIONS[0], source: Path = S
     url, paths = site.repository(), sources(source)  # a bad address stops the build before any work
     if edition == "student":
         return [write(student_version(read(p), p.stem, url=url), folder / f"{p.stem}.ipynb") for p in paths]
-    from nclib.book import JOBS, shared_cores
+    from nclib.book import notebook_pool
 
-    with shared_cores(JOBS), ThreadPoolExecutor(JOBS) as pool:
+    with notebook_pool() as pool:
         executed = list(pool.map(_executed, paths))
     out = []
     for p, nb in zip(paths, executed, strict=True):

@@ -102,6 +102,15 @@ def shared_cores(jobs: int) -> Iterator[None]:
                 os.environ[var] = value
 
 
+@contextlib.contextmanager
+def notebook_pool(jobs: int = JOBS) -> Iterator[ProcessPoolExecutor]:
+    """``jobs`` spawned processes to execute notebooks side by side, each kernel on its share of the cores
+    (:func:`shared_cores`). Processes, not threads: papermill changes the working directory of its process while
+    it executes a notebook."""
+    with shared_cores(jobs), ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
 def notebook_parameters(source: Path) -> dict[str, Any]:
     """Name -> default of every name that the cell tagged ``parameters`` of ``source`` assigns.
 
@@ -234,7 +243,7 @@ def _run(source: Path, parameters: dict) -> str:
 def main(argv: list[str]) -> None:
     """``python -m nclib.book [--jobs N] PARAMS.yaml NOTEBOOK.md...``: check the parameters of every notebook, compute
     the pipeline's results once (:func:`nclib.pipeline.build`), then execute the notebooks into book/generated/,
-    ``N`` at a time (default :data:`JOBS`), each kernel on its share of the cores (:func:`shared_cores`).
+    ``N`` at a time (default :data:`JOBS`), in a :func:`notebook_pool`.
 
     Each notebook gets the keys of PARAMS.yaml that its parameters cell defines; a key that none defines is an error,
     and so is ``figures`` (each notebook's is set here).
@@ -264,7 +273,7 @@ def main(argv: list[str]) -> None:
     cache.save_text(Path("book/generated/claims.csv"), claims.ledger(profile).to_csv(index=False))
     print(f"pipeline ready in {time.perf_counter() - start:.0f} s; executing {len(sources)} notebooks with "
           f"{params_file}, {jobs} at a time", flush=True)
-    with shared_cores(jobs), ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with notebook_pool(jobs) as pool:
         for done in pool.map(_run, sources, each):
             print(done, flush=True)
 

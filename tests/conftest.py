@@ -1,8 +1,9 @@
 """Shared by tests/test_notebooks.py and tests/test_book.py: the book's notebooks executed on params/tiny.yaml.
 
-Each notebook is executed at most once per test session (on first request), into a temporary copy of the book's
-sources, so the site built from them never touches the repository's own book/generated/. Caches go where
-`make book` puts them ($NCLIB_CACHE, else .cache/nclib at the repository root), so a second session is warm.
+Each notebook is executed at most once per test session (on first request; test_book.py's site asks for all of them
+at once, and they run side by side as in `make book`), into a temporary copy of the book's sources, so the site
+built from them never touches the repository's own book/generated/. Caches go where `make book` puts them
+($NCLIB_CACHE, else .cache/nclib at the repository root), so a second session is warm.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -43,6 +43,7 @@ class TinyBook:
         assignment_pages(self.generated / "assignments")
         self.parameters = yaml.safe_load((ROOT / "params" / "tiny.yaml").read_text()) | {"figures": str(self.figures)}
         self._done: dict[str, Path | BaseException] = {}
+        self._built = False  # the tiny profile's pipeline (nclib.pipeline.build)
 
     def execute(self, stem: str) -> Path:
         """The executed copy of notebooks/<stem>.md; raises (every time) what its one execution raised."""
@@ -53,23 +54,21 @@ class TinyBook:
         return done
 
     def execute_all(self, stems: list[str]) -> None:
-        """Execute those of ``stems`` not executed yet, as `make book` does: nclib.book.JOBS at a time, each kernel
-        on its share of the cores. What an execution raises is kept, for :meth:`execute` to raise."""
-        from nclib.book import JOBS, shared_cores
+        """Execute those of ``stems`` not executed yet as `make book` does: the pipeline's results computed first (in
+        this process), then the notebooks side by side (nclib.book.notebook_pool), reading them. What an execution
+        raises is kept, for :meth:`execute` to raise."""
+        from nclib import pipeline
+        from nclib.book import execute, notebook_pool, profile_of
 
-        todo = [stem for stem in stems if stem not in self._done]
-        with shared_cores(JOBS), ThreadPoolExecutor(JOBS) as pool:
-            for stem, done in zip(todo, pool.map(self._execute_once, todo), strict=True):
-                self._done[stem] = done
-
-    def _execute_once(self, stem: str) -> Path | BaseException:
-        from nclib.book import execute
-
-        try:
-            return execute(ROOT / "notebooks" / f"{stem}.md", self.generated / f"{stem}.ipynb", self.parameters,
-                           kernel=KERNEL)
-        except BaseException as exc:  # kept, so test_book reports it without executing again
-            return exc
+        if not self._built:
+            pipeline.build(profile_of(self.parameters))
+            self._built = True
+        with notebook_pool() as pool:
+            running = {stem: pool.submit(execute, ROOT / "notebooks" / f"{stem}.md", self.generated / f"{stem}.ipynb",
+                                         self.parameters, kernel=KERNEL)
+                       for stem in stems if stem not in self._done}  # fmt: skip
+            for stem, future in running.items():
+                self._done[stem] = future.exception() or future.result()
 
 
 def _ensure_kernel() -> None:

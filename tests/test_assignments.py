@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jupytext
@@ -176,6 +177,8 @@ def test_teacher_pages_are_executed_and_cached(tiny_book, tmp_path, monkeypatch)
     import nclib.book
 
     monkeypatch.setattr(nclib.book, "execute", lambda *args, **kw: pytest.fail("executed again, not cached"))
+    # in this process, where the patch above holds (a cached page runs no papermill, which would change its folder)
+    monkeypatch.setattr(nclib.book, "notebook_pool", lambda: ThreadPoolExecutor(nclib.book.JOBS))
     again = assignments.book(tmp_path, "teacher")
     assert [p.read_bytes() for p in again] == [(folder / p.relative_to(tmp_path)).read_bytes() for p in again]
 

@@ -120,8 +120,9 @@ def _distributed() -> ModuleType:
 
 
 @contextlib.contextmanager
-def _default_executor(max_workers: int | None) -> Iterator[Executor]:
-    """The pool of a grid given no executor: :func:`gpu_cluster` where ``$NCLIB_GPUS`` is set, else local processes."""
+def default_pool(max_workers: int | None = None) -> Iterator[Executor]:
+    """The pool of a grid given no executor: :func:`gpu_cluster` where ``$NCLIB_GPUS`` is set, else local processes
+    (see :func:`run`). Give one to several grids (as :func:`nclib.pipeline.build` does) to start its workers once."""
     gpus = os.environ.get("NCLIB_GPUS", "")
     if gpus:
         if not gpus.isdigit():
@@ -185,7 +186,7 @@ def run(
     if todo:
         failures: list[tuple[Any, BaseException]] = []
         bar = tqdm(total=len(results) + len(todo), initial=len(results), desc="grid")
-        pool = _default_executor(max_workers) if executor is None else contextlib.nullcontext(executor)
+        pool = default_pool(max_workers) if executor is None else contextlib.nullcontext(executor)
         with pool as running, contextlib.closing(bar):
             futures = {running.submit(fn, c): k for k, c in todo.items()}
             for future in as_completed(futures):

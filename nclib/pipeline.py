@@ -26,12 +26,13 @@ process pool -- through the module-level functions :func:`pretrain_run` and :fun
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 from concurrent.futures import Executor
 
 import pandas as pd
 
-from nclib import cache
+from nclib import cache, grid
 from nclib.config import Profile
 from nclib.stages.collapse import collapse_trajectory
 from nclib.stages.data import METRIC, SPLITS, Strategy, Track, audio_labels, image_labels
@@ -53,20 +54,22 @@ def build(profile: Profile, executor: Executor | None = None) -> None:
 
     ``python -m nclib.book`` calls this once before it executes the notebooks side by side, so that they only
     read the cache instead of computing the same runs twice. Temp files that writes killed midway left in the
-    cache are deleted first (:func:`nclib.cache.remove_stale_temps`).
+    cache are deleted first (:func:`nclib.cache.remove_stale_temps`). Every grid runs in ``executor``, by default
+    one :func:`nclib.grid.default_pool` for the whole build, so that its workers start (import torch) once.
     """
     cache.remove_stale_temps(profile.cache_dir)
-    audio_zoo(profile, executor)
-    for split in SPLITS:
-        image_embeddings(profile, split)
-        audio_embeddings(profile, split)
-    for track in ("image", "audio"):
-        for strategy in ("linear", "finetune"):
-            transfer_results(profile, track, strategy, executor)
-        zoo_scores(profile, track)
-    collapse_trajectory(profile)
-    training_dynamics(profile)
-    sweeps(profile)
+    with grid.default_pool() if executor is None else contextlib.nullcontext(executor) as pool:
+        audio_zoo(profile, pool)
+        for split in SPLITS:
+            image_embeddings(profile, split)
+            audio_embeddings(profile, split)
+        for track in ("image", "audio"):
+            for strategy in ("linear", "finetune"):
+                transfer_results(profile, track, strategy, pool)
+            zoo_scores(profile, track)
+        collapse_trajectory(profile)
+        training_dynamics(profile, executor=pool)
+        sweeps(profile)
 
 
 def paper_reported() -> pd.DataFrame:

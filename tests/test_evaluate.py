@@ -230,6 +230,20 @@ def test_bootstrap_interval_contains_point(measure):
     assert low <= point <= high
 
 
+@pytest.mark.parametrize("levels", [None, 3])
+@pytest.mark.parametrize("m", [2, 5, 14, 40])
+def test_bootstrapped_weighted_kendall_is_scipys_on_every_draw(m, levels):
+    """The vectorised draws equal scipy.stats.weightedtau on each resample: duplicated models, ties in one or both."""
+    rng = np.random.default_rng(m)
+    s, y = rng.normal(size=(2, m)) if levels is None else [rng.permutation(np.arange(m) % levels) for _ in "sy"]
+    draws = bootstrap_draws(weighted_kendall, s, y, n=300, seed=m)
+    idx = np.random.default_rng(m).integers(0, m, size=(300, m))  # bootstrap_draws's resamples
+    expected = np.array([stats.weightedtau(s[i], y[i]).statistic if np.ptp(i) and np.ptp(s[i]) and np.ptp(y[i])
+                         else np.nan for i in idx])  # fmt: skip
+    assert np.array_equal(np.isnan(draws), np.isnan(expected)) and np.isfinite(draws).sum() > 100
+    assert draws == pytest.approx(expected, abs=1e-12, nan_ok=True)
+
+
 @pytest.mark.parametrize("measure", [pearson, spearman, kendall, weighted_kendall])
 def test_bootstrap_width_shrinks_with_more_models(measure):
     widths = []

@@ -38,7 +38,7 @@ import nbformat
 import papermill
 import yaml
 
-from nclib import cache, claims, pipeline, site
+from nclib import cache, site
 from nclib.config import Profile, did_you_mean
 from nclib.notebook import select_profile
 
@@ -267,6 +267,8 @@ def main(argv: list[str]) -> None:
     for source, params in zip(sources, each, strict=True):
         check_parameters(source, params)
     site.repository()  # a bad address stops the build before any work
+    from nclib import claims, pipeline  # here, not at the top: the pool's workers need neither (nor torch)
+
     start = time.perf_counter()
     profile = profile_of(parameters)
     pipeline.build(profile)

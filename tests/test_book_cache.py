@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 
 import nclib.book as book
+import nclib.claims
+import nclib.pipeline
 from nclib import cache
 
 NOTEBOOK = '''# a notebook
@@ -211,8 +213,8 @@ def two_notebooks(tmp_path, monkeypatch):
     (tmp_path / "a.md").write_text(NOTEBOOK)
     (tmp_path / "b.md").write_text(NOTEBOOK.replace("n_boot = 200\n", "").replace("print(n_boot)", "print(1)"))
     built, ran = [], []
-    monkeypatch.setattr(book.pipeline, "build", built.append)
-    monkeypatch.setattr(book.claims, "ledger", lambda p: pd.DataFrame({"claim": ["c"], "profile": [p.name]}))
+    monkeypatch.setattr(nclib.pipeline, "build", built.append)
+    monkeypatch.setattr(nclib.claims, "ledger", lambda p: pd.DataFrame({"claim": ["c"], "profile": [p.name]}))
     monkeypatch.chdir(tmp_path)  # main writes book/generated/claims.csv and reads _config.yml from the working folder
     shutil.copy(Path(__file__).resolve().parents[1] / "_config.yml", tmp_path / "_config.yml")
     monkeypatch.setattr(book, "_run", lambda source, parameters: ran.append((source.name, parameters)) or "ran")
